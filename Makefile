@@ -1,0 +1,33 @@
+# The two quickstart commands, `make demo` and `make test`, each set up `.venv` on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.trl-reasoning-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-quick bench clean
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh $(VENV)
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## demo: a short GRPO run on the embedded tiny model and arithmetic task (CPU), printing the reward per step
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(PY) recipes/grpo.py --config recipes/configs/demo.yaml --output_dir outputs/demo
+
+## test: the whole suite, including the multi-process and training tests that CI runs
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-quick: the fast unit tests only
+test-quick: $(STAMP)
+	$(PY) -m pytest -m "not slow and not distributed" $(PYTEST_ARGS)
+
+## bench: speed benchmarks (print tables; not part of CI)
+bench: $(STAMP)
+	$(PY) benchmarks/advantage_throughput.py
+	$(PY) benchmarks/step_overhead.py
+
+clean:
+	rm -rf outputs .pytest_cache

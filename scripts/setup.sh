@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Create the virtual environment and install the package with its dev extras.
+#
+# torch: an importable torch in the venv is left alone. Otherwise, with an NVIDIA GPU (nvidia-smi works) the default
+# torch wheel is installed; without one, the CPU build (TORCH_CPU_SPEC, default torch==2.13.0) is installed first,
+# so that resolving the package's `torch>=2.4` requirement never pulls a multi-GB CUDA wheel.
+set -euo pipefail
+
+VENV="${1:-.venv}"
+PYTHON="${PYTHON:-python3}"
+TORCH_CPU_SPEC="${TORCH_CPU_SPEC:-torch==2.13.0}"
+EXTRAS="${EXTRAS:-dev}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "==> creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    echo "==> keeping the installed torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
+elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+    echo "==> NVIDIA GPU found: installing the default (CUDA) torch build"
+    "${PIP[@]}" install -q torch
+else
+    echo "==> no CUDA: installing the CPU torch build ($TORCH_CPU_SPEC)"
+    "${PIP[@]}" install -q "$TORCH_CPU_SPEC"
+fi
+
+echo "==> installing trl-reasoning[$EXTRAS]"
+"${PIP[@]}" install -q -e ".[$EXTRAS]"

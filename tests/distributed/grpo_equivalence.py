@@ -1,0 +1,80 @@
+"""Train a few steps on a fixed global batch; rank 0 saves advantages, prompts and parameters.
+
+Run with ``torchrun --nproc_per_node {1,2} grpo_equivalence.py OUT ESTIMATOR``: the global batch (8 completions,
+4 per prompt) is the same for any number of processes, and completions come from ``scripted_rollout`` so they
+depend only on the global row, not on each process's sampling RNG.
+"""
+
+import os
+import sys
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+import torch  # noqa: E402
+
+from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer  # noqa: E402
+from trl_reasoning.testing import (  # noqa: E402
+    arithmetic_dataset,
+    build_tiny_model,
+    build_tokenizer,
+    coin_reward,
+    scripted_rollout,
+)
+
+
+def main(out_path: str, estimator: str) -> None:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    global_batch = 8
+    tokenizer = build_tokenizer()
+    config = ReasoningGRPOConfig(
+        output_dir=os.path.dirname(out_path),
+        advantage_estimator=estimator,
+        per_device_train_batch_size=global_batch // world_size,
+        num_generations=4,
+        max_completion_length=8,
+        # Pad every local batch to the same width: left padding shifts positions, so without this the per-process
+        # batches (padded to their own longest prompt) would see slightly different logits than the global one.
+        pad_to_multiple_of=32,
+        max_steps=int(os.environ.get("STEPS", "2")),
+        learning_rate=0.1,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        report_to="none",
+        use_cpu=True,
+        ddp_backend="gloo",
+        save_strategy="no",
+        seed=0,
+        disable_tqdm=True,
+        logging_steps=1,
+    )
+    trainer = ReasoningGRPOTrainer(
+        model=build_tiny_model(tokenizer).to(torch.float64),  # float64: compare updates, not rounding
+        reward_funcs=coin_reward,
+        args=config,
+        train_dataset=arithmetic_dataset(32),
+        processing_class=tokenizer,
+        rollout_func=scripted_rollout(),
+    )
+    assert trainer.accelerator.num_processes == world_size, (trainer.accelerator.num_processes, world_size)
+    history = {"advantages": [], "prompts": []}
+    original = trainer._generate_and_score_completions
+
+    def recording(inputs):
+        output = original(inputs)
+        size = config.generation_batch_size
+        history["advantages"].append(list(trainer._logs["advantages"])[-size:])
+        history["prompts"].append(list(trainer._logs["prompt"])[-size:])
+        return output
+
+    trainer._generate_and_score_completions = recording
+    trainer.train()
+    if trainer.accelerator.is_main_process:
+        params = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+        torch.save({"world_size": trainer.accelerator.num_processes, "params": params, **history}, out_path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

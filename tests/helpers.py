@@ -1,0 +1,41 @@
+"""Small builders shared by the trainer tests."""
+
+from trl import GRPOConfig, GRPOTrainer
+
+from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer
+from trl_reasoning.testing import arithmetic_dataset, build_tiny_model, build_tokenizer, coin_reward
+
+
+BASE_ARGS = dict(
+    per_device_train_batch_size=8,
+    num_generations=4,
+    max_completion_length=8,
+    max_steps=3,
+    learning_rate=1e-2,
+    logging_steps=1,
+    report_to="none",
+    use_cpu=True,
+    seed=0,
+    save_strategy="no",
+    disable_tqdm=True,
+)
+
+
+def make_trainer(
+    tmp_path, reasoning=True, reward_funcs=(coin_reward,), dataset_size=32, trainer_kwargs=None, model_seed=0, **args
+):
+    tokenizer = build_tokenizer()
+    config_cls, trainer_cls = (ReasoningGRPOConfig, ReasoningGRPOTrainer) if reasoning else (GRPOConfig, GRPOTrainer)
+    config = config_cls(output_dir=str(tmp_path), **{**BASE_ARGS, **args})
+    return trainer_cls(
+        model=build_tiny_model(tokenizer, seed=model_seed),
+        reward_funcs=list(reward_funcs),
+        args=config,
+        train_dataset=arithmetic_dataset(dataset_size),
+        processing_class=tokenizer,
+        **(trainer_kwargs or {}),
+    )
+
+
+def parameters(trainer):
+    return {name: p.detach().clone() for name, p in trainer.model.named_parameters()}

@@ -1,0 +1,172 @@
+"""A tiny in-process model, tokenizer and arithmetic task: everything a test or a CPU demo needs, no hub access.
+
+* :func:`build_tokenizer` — a character-level tokenizer made with the ``tokenizers`` library, with a ChatML-style
+  chat template and ``<|im_end|>`` as end-of-sequence.
+* :func:`build_tiny_model` — a small, randomly initialised ``Qwen2ForCausalLM`` (or ``LlamaForCausalLM``).
+* :func:`arithmetic_dataset` — procedurally generated ``a+b`` / ``a-b`` / ``a*b`` prompts with exact gold answers.
+* :func:`arithmetic_reward` — 1.0 when the completion's last integer equals the gold answer, else 0.0.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+
+import torch
+
+
+SPECIAL_TOKENS = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
+CHARACTERS = list(string.digits + string.ascii_letters + string.punctuation + " \n")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tokenizer():
+    """A character-level ``PreTrainedTokenizerFast`` with a chat template (pad ``<|pad|>``, eos ``<|im_end|>``)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + CHARACTERS)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="?"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    backend.add_special_tokens(SPECIAL_TOKENS)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<|pad|>",
+        eos_token="<|im_end|>",
+        bos_token=None,
+        unk_token="?",
+        chat_template=CHAT_TEMPLATE,
+    )
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def build_tiny_model(
+    tokenizer=None,
+    *,
+    architecture: str = "qwen2",
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    seed: int = 0,
+):
+    """A small randomly initialised causal LM sized to ``tokenizer`` (deterministic given ``seed``)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = tokenizer or build_tokenizer()
+    classes = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}
+    if architecture not in classes:
+        raise ValueError(f"architecture={architecture!r} is not supported. Valid values: {sorted(classes)}.")
+    config_cls, model_cls = classes[architecture]
+    config = config_cls(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=max(1, num_heads // 2),
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_cls(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.config._name_or_path = f"tiny-{architecture}"
+    return model
+
+
+_OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
+
+def arithmetic_problems(n: int, *, seed: int = 0, max_operand: int = 20, operations: str = "+-*") -> list[dict]:
+    """``n`` problems ``{"question": "7+5", "answer": "12"}`` drawn with ``random.Random(seed)``."""
+    rng = random.Random(seed)
+    problems = []
+    for _ in range(n):
+        op = rng.choice(operations)
+        a, b = rng.randint(0, max_operand), rng.randint(0, max_operand)
+        problems.append({"question": f"{a}{op}{b}", "answer": str(_OPERATIONS[op](a, b))})
+    return problems
+
+
+def arithmetic_dataset(n: int = 64, *, seed: int = 0, conversational: bool = True, **kwargs):
+    """A ``datasets.Dataset`` with ``prompt`` (chat messages or plain text) and ``answer`` columns."""
+    from datasets import Dataset
+
+    rows = []
+    for problem in arithmetic_problems(n, seed=seed, **kwargs):
+        text = f"{problem['question']}="
+        prompt = [{"role": "user", "content": text}] if conversational else text
+        rows.append({"prompt": prompt, "answer": problem["answer"]})
+    return Dataset.from_list(rows)
+
+
+_LAST_INTEGER = re.compile(r"-?\d+")
+
+
+def completion_text(completion) -> str:
+    if isinstance(completion, list):  # conversational: [{"role": "assistant", "content": ...}]
+        return completion[-1]["content"] if completion else ""
+    return completion
+
+
+def arithmetic_reward(completions, answer, **kwargs) -> list[float]:
+    """1.0 when the last integer in the completion equals ``answer``, else 0.0 (TRL reward signature)."""
+    rewards = []
+    for completion, gold in zip(completions, answer, strict=True):
+        found = _LAST_INTEGER.findall(completion_text(completion))
+        rewards.append(1.0 if found and found[-1] == str(gold).strip() else 0.0)
+    return rewards
+
+
+def coin_reward(completions, **kwargs) -> list[float]:
+    """A deterministic 0/1 "coin flip" of the completion text (CRC32 parity): mixed groups for any policy.
+
+    Useful in tests, where a random tiny model would score 0 on every real task and give all-zero advantages.
+    """
+    import zlib
+
+    return [float(zlib.crc32(completion_text(c).encode()) % 2) for c in completions]
+
+
+def length_reward(completions, **kwargs) -> list[float]:
+    """A continuous reward in [0, 1): the completion's length in characters over 100 (for multi-reward tests)."""
+    return [min(len(completion_text(c)), 99) / 100 for c in completions]
+
+
+def scripted_rollout(lengths=None, *, seed: int = 0):
+    """A ``rollout_func`` for ``GRPOTrainer`` whose completions depend only on the global row and the step.
+
+    Row ``j`` of the global generation batch (``process_index * local_batch + i``) at step ``s`` gets a completion
+    of digit tokens whose length is ``lengths[j]`` (a list) or pseudo-random in 1..8, so 1- and N-process runs see
+    identical batches. Each completion ends with the end-of-sequence token.
+    """
+    import zlib
+
+    def rollout(prompts, trainer):
+        tokenizer = trainer.processing_class
+        start = trainer.accelerator.process_index * len(prompts)
+        prompt_ids, completion_ids = [], []
+        for i, prompt in enumerate(prompts):
+            row = start + i
+            text = prompt if isinstance(prompt, str) else tokenizer.apply_chat_template(
+                prompt, tokenize=False, add_generation_prompt=True
+            )
+            prompt_ids.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+            key = zlib.crc32(f"{seed}:{trainer.state.global_step}:{row}:{text}".encode())
+            length = lengths[row] if lengths is not None else 1 + key % 8
+            digits = "".join(str((key >> k) % 10) for k in range(max(length - 1, 0)))
+            completion_ids.append(tokenizer(digits, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
+        return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None}
+
+    return rollout
