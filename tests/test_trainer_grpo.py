@@ -136,3 +136,31 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
     full_params, resumed_params = parameters(full), parameters(resumed)
     for name in full_params:
         assert torch.equal(full_params[name], resumed_params[name]), name
+
+
+def test_peft_lora_trains_only_the_adapter(tmp_path):
+    from peft import LoraConfig
+
+    trainer = make_trainer(
+        tmp_path,
+        advantage_estimator="w_reinforce",
+        max_steps=2,
+        trainer_kwargs={"peft_config": LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])},
+    )
+    before = parameters(trainer)
+    trainer.train()
+    after = parameters(trainer)
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all("lora_" in name for name in changed)
+
+
+def test_evaluation_uses_the_estimator_and_logs_eval_metrics(tmp_path):
+    from trl_reasoning.testing import arithmetic_dataset
+
+    trainer = make_trainer(
+        tmp_path, advantage_estimator="nsr", num_generations_eval=2, per_device_eval_batch_size=4,
+        trainer_kwargs={"eval_dataset": arithmetic_dataset(4, seed=9)},
+    )
+    metrics = trainer.evaluate()
+    assert 0.0 <= metrics["eval_advantage/frac_correct"] <= 1.0
+    assert metrics["eval_advantage/frac_dropped"] == pytest.approx(metrics["eval_advantage/frac_correct"])
