@@ -108,3 +108,25 @@ OVERRIDDEN = {
 @pytest.mark.parametrize("method", sorted(OVERRIDDEN))
 def test_overridden_trl_signatures_are_pinned(method):
     assert list(inspect.signature(getattr(GRPOTrainer, method)).parameters) == OVERRIDDEN[method]
+
+
+@pytest.fixture
+def broken_estimators():
+    @register_advantage_estimator("test_wrong_shape")
+    def wrong_shape(rewards):
+        return rewards[:1]
+
+    @register_advantage_estimator("test_float_keep", drops_samples=True)
+    def float_keep(rewards):
+        return rewards, torch.ones_like(rewards)
+
+    yield
+    del _ESTIMATORS._entries["test_wrong_shape"], _ESTIMATORS._entries["test_float_keep"]
+
+
+def test_malformed_estimator_outputs_are_clear_errors(broken_estimators):
+    rewards = torch.tensor([1.0, 0.0])
+    with pytest.raises(ValueError, match=r"test_wrong_shape.*one advantage per sample"):
+        get_advantage_estimator("test_wrong_shape")(rewards=rewards)
+    with pytest.raises(ValueError, match=r"test_float_keep.*must be a bool tensor"):
+        get_advantage_estimator("test_float_keep")(rewards=rewards)

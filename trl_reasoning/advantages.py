@@ -101,8 +101,19 @@ class AdvantageEstimator:
                 f"Advantage estimator {self.name!r} must return a 1-D float tensor of advantages, got "
                 f"{type(advantages).__name__} with shape {getattr(advantages, 'shape', None)}."
             )
+        rewards = kwargs.get("rewards")
+        if isinstance(rewards, torch.Tensor) and advantages.shape != rewards.shape:
+            raise ValueError(
+                f"Advantage estimator {self.name!r} returned shape {tuple(advantages.shape)} for "
+                f"{tuple(rewards.shape)} rewards: return one advantage per sample."
+            )
         if keep is None:
             keep = torch.ones_like(advantages, dtype=torch.bool)
+        elif keep.dtype != torch.bool or keep.shape != advantages.shape:
+            raise ValueError(
+                f"Advantage estimator {self.name!r} returned a keep mask of dtype {keep.dtype} and shape "
+                f"{tuple(keep.shape)}; it must be a bool tensor shaped like the advantages {tuple(advantages.shape)}."
+            )
         advantages = torch.where(keep, advantages, torch.zeros_like(advantages))
         if not torch.isfinite(advantages).all():
             bad = (~torch.isfinite(advantages)).nonzero().flatten()[:5].tolist()
