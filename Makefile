@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.trl-reasoning-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-quick bench clean
+.PHONY: setup demo test test-quick lint bench clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 ## test-quick: the fast unit tests only
 test-quick: $(STAMP)
 	$(PY) -m pytest -m "not slow and not distributed" $(PYTEST_ARGS)
+
+## lint: ruff lint and format check
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 ## bench: speed benchmarks (print tables; not part of CI)
 bench: $(STAMP)

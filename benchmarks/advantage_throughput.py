@@ -1,6 +1,6 @@
 """Throughput of every registered advantage estimator on 1,000,000 rollouts (goal: < 100 ms each on a 2-core CPU).
 
-    python benchmarks/advantage_throughput.py [--rollouts 1000000] [--group-size 8] [--repeats 7]
+python benchmarks/advantage_throughput.py [--rollouts 1000000] [--group-size 8] [--repeats 7]
 """
 
 import argparse
@@ -43,7 +43,9 @@ def main() -> None:
             estimator.compute(**inputs)
             times.append((time.perf_counter() - start) * 1e3)
         median = statistics.median(times)
-        print(f"{name:<14} {median:>10.1f} {min(times):>8.1f} {n / median / 1e3:>13.1f} {'yes' if median < 100 else 'NO':>9}")
+        print(
+            f"{name:<14} {median:>10.1f} {min(times):>8.1f} {n / median / 1e3:>13.1f} {'yes' if median < 100 else 'NO':>9}"
+        )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,16 @@ def instrument_override() -> None:
 def step_times(reasoning: bool, steps: int, estimator: str, output_dir: str) -> list[float]:
     tokenizer = build_tokenizer()
     settings = dict(
-        output_dir=output_dir, per_device_train_batch_size=16, num_generations=4, max_completion_length=16,
-        max_steps=steps, logging_steps=1, report_to="none", use_cpu=True, seed=0, save_strategy="no",
+        output_dir=output_dir,
+        per_device_train_batch_size=16,
+        num_generations=4,
+        max_completion_length=16,
+        max_steps=steps,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        save_strategy="no",
         disable_tqdm=True,
     )
     if reasoning:
@@ -61,8 +69,11 @@ def step_times(reasoning: bool, steps: int, estimator: str, output_dir: str) -> 
     else:
         config, trainer_cls = GRPOConfig(**settings), GRPOTrainer
     trainer = trainer_cls(
-        model=build_tiny_model(tokenizer), reward_funcs=coin_reward, args=config,
-        train_dataset=arithmetic_dataset(256), processing_class=tokenizer,
+        model=build_tiny_model(tokenizer),
+        reward_funcs=coin_reward,
+        args=config,
+        train_dataset=arithmetic_dataset(256),
+        processing_class=tokenizer,
     )
     trainer.train()
     times = [entry["step_time"] for entry in trainer.state.log_history if "step_time" in entry]

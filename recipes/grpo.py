@@ -30,7 +30,8 @@ from trl_reasoning.testing import arithmetic_dataset, arithmetic_reward, build_t
 @dataclass
 class GRPOScriptArguments:
     dataset_name: str | None = field(
-        default=None, metadata={"help": "Hub name or local path of the dataset. Default: the embedded arithmetic task."}
+        default=None,
+        metadata={"help": "Hub name or local path of the dataset. Default: the embedded arithmetic task."},
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
     dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
@@ -78,10 +79,15 @@ def main(script_args: GRPOScriptArguments, training_args: ReasoningGRPOConfig, m
     else:
         from datasets import load_dataset
 
-        dataset = load_dataset(script_args.dataset_name, script_args.dataset_config, split=script_args.dataset_train_split)
+        dataset = load_dataset(
+            script_args.dataset_name, script_args.dataset_config, split=script_args.dataset_train_split
+        )
         dataset = dataset.rename_columns(
-            {old: new for old, new in ((script_args.prompt_column, "prompt"), (script_args.answer_column, "answer"))
-             if old != new}
+            {
+                old: new
+                for old, new in ((script_args.prompt_column, "prompt"), (script_args.answer_column, "answer"))
+                if old != new
+            }
         )
     trainer = ReasoningGRPOTrainer(
         model=model,

@@ -185,7 +185,5 @@ def test_vectorised_at_scale():
     n = 1_000_000
     rewards = (torch.arange(n) % 3 == 0).float()
     for name in BUILTINS:
-        out = get_advantage_estimator(name).compute(
-            rewards=rewards, group_size=8, correct=rewards >= 1
-        )
+        out = get_advantage_estimator(name).compute(rewards=rewards, group_size=8, correct=rewards >= 1)
         assert out.advantages.shape == (n,)

@@ -81,7 +81,9 @@ def test_user_estimator_is_selectable_and_gets_its_parameters(custom_estimator):
     assert custom_estimator in advantage_estimator_names()
     cfg = config(advantage_estimator=custom_estimator, advantage_estimator_kwargs={"shift": 0.5})
     out = get_advantage_estimator(custom_estimator)(
-        rewards=torch.tensor([1.0, 0.0, 3.0, 3.0]), group_size=2, correct=torch.ones(4, dtype=torch.bool),
+        rewards=torch.tensor([1.0, 0.0, 3.0, 3.0]),
+        group_size=2,
+        correct=torch.ones(4, dtype=torch.bool),
         **cfg.advantage_kwargs(),
     )
     assert out.tolist() == [1.0, 0.0, 0.5, 0.5]
@@ -95,8 +97,19 @@ def test_non_finite_advantage_is_an_error_naming_the_estimator(custom_estimator)
 # TRL methods ReasoningGRPOTrainer overrides: if a TRL upgrade changes them, this fails loudly.
 OVERRIDDEN = {
     "__init__": [
-        "self", "model", "reward_funcs", "args", "train_dataset", "eval_dataset", "processing_class",
-        "reward_processing_classes", "callbacks", "optimizers", "quantization_config", "peft_config", "tools",
+        "self",
+        "model",
+        "reward_funcs",
+        "args",
+        "train_dataset",
+        "eval_dataset",
+        "processing_class",
+        "reward_processing_classes",
+        "callbacks",
+        "optimizers",
+        "quantization_config",
+        "peft_config",
+        "tools",
         "rollout_func",
         "environment_factory",
     ],

@@ -17,8 +17,15 @@ SCRIPT = Path(__file__).parent / "distributed" / "grpo_equivalence.py"
 def run(tmp_path: Path, nproc: int, estimator: str) -> dict:
     out = tmp_path / f"{estimator}-{nproc}.pt"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--standalone",
-        str(SCRIPT), str(out), estimator,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--standalone",
+        str(SCRIPT),
+        str(out),
+        estimator,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -8,7 +8,6 @@ from trl_reasoning.testing import (
     arithmetic_problems,
     arithmetic_reward,
     build_tiny_model,
-    build_tokenizer,
     coin_reward,
 )
 

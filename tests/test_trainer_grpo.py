@@ -87,7 +87,7 @@ def test_worked_example_through_the_trainer(
     inputs = trainer._generate_and_score_completions(batch)
     torch.testing.assert_close(inputs["advantages"], torch.tensor(expected_advantages))
     kept_tokens = inputs["completion_mask"].sum(dim=1).tolist()
-    assert kept_tokens == [n if a != 0 or estimator == "w_reinforce" else 0 for n, a in zip(lengths, expected_advantages)]
+    assert kept_tokens == [n * (a != 0) for n, a in zip(lengths, expected_advantages, strict=True)]  # dropped: 0
     assert int(inputs["num_items_in_batch"]) == expected_tokens
 
     # Replace the model's log-probs by a leaf tensor to read d(loss)/d(log pi) per token.
@@ -97,7 +97,7 @@ def test_worked_example_through_the_trainer(
     loss = trainer._compute_loss(trainer.model, inputs)
     assert loss.item() == pytest.approx(expected_loss, abs=1e-6)
     (grad,) = torch.autograd.grad(loss, logps)
-    for row, (length, g) in enumerate(zip(lengths, expected_grad)):
+    for row, (length, g) in enumerate(zip(lengths, expected_grad, strict=True)):
         torch.testing.assert_close(grad[row, :length], torch.full((length,), g), rtol=0, atol=1e-7)
         assert (grad[row, length:] == 0).all()
 
@@ -158,7 +158,10 @@ def test_evaluation_uses_the_estimator_and_logs_eval_metrics(tmp_path):
     from trl_reasoning.testing import arithmetic_dataset
 
     trainer = make_trainer(
-        tmp_path, advantage_estimator="nsr", num_generations_eval=2, per_device_eval_batch_size=4,
+        tmp_path,
+        advantage_estimator="nsr",
+        num_generations_eval=2,
+        per_device_eval_batch_size=4,
         trainer_kwargs={"eval_dataset": arithmetic_dataset(4, seed=9)},
     )
     metrics = trainer.evaluate()

@@ -247,9 +247,7 @@ def grpo_advantages(
         std = _nanstd(total).expand_as(total) if total.numel() > 1 else torch.zeros_like(total)
         advantages = (total - torch.nanmean(total)) / (std + 1e-4)
     else:
-        raise ValueError(
-            f"`aggregation` must be 'sum_then_normalize' or 'normalize_then_sum', got {aggregation!r}."
-        )
+        raise ValueError(f"`aggregation` must be 'sum_then_normalize' or 'normalize_then_sum', got {aggregation!r}.")
     return torch.nan_to_num(advantages, nan=0.0)
 
 

@@ -159,8 +159,10 @@ def scripted_rollout(lengths=None, *, seed: int = 0):
         prompt_ids, completion_ids = [], []
         for i, prompt in enumerate(prompts):
             row = start + i
-            text = prompt if isinstance(prompt, str) else tokenizer.apply_chat_template(
-                prompt, tokenize=False, add_generation_prompt=True
+            text = (
+                prompt
+                if isinstance(prompt, str)
+                else tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
             )
             prompt_ids.append(tokenizer(text, add_special_tokens=False)["input_ids"])
             key = zlib.crc32(f"{seed}:{trainer.state.global_step}:{row}:{text}".encode())

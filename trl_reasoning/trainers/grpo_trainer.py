@@ -103,9 +103,7 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         )
         advantages, keep = result
 
-        local = slice(
-            self.accelerator.process_index * len(inputs), (self.accelerator.process_index + 1) * len(inputs)
-        )
+        local = slice(self.accelerator.process_index * len(inputs), (self.accelerator.process_index + 1) * len(inputs))
         output["advantages"] = advantages[local]
         if not keep.all():
             local_keep = keep[local].unsqueeze(1).to(completion_mask.dtype)
