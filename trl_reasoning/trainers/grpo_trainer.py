@@ -91,7 +91,7 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         correct = correctness >= self.args.correct_threshold
         scorable = ~torch.isnan(correctness)
 
-        result = self.advantage_estimator.compute(
+        advantages, keep = self.advantage_estimator.compute(
             rewards=rewards,
             group_size=group_size,
             correct=correct,
@@ -101,7 +101,6 @@ class ReasoningGRPOTrainer(GRPOTrainer):
             reward_weights=weights,
             **self.args.advantage_kwargs(),
         )
-        advantages, keep = result
 
         local = slice(self.accelerator.process_index * len(inputs), (self.accelerator.process_index + 1) * len(inputs))
         output["advantages"] = advantages[local]
