@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from tqdm.auto import tqdm
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import ModelConfig, TrlParser, get_peft_config
@@ -54,14 +55,10 @@ class RewardTable(TrainerCallback):
         if not state.is_world_process_zero or not logs or "reward" not in logs:
             return
         if state.global_step == args.logging_steps:
-            from tqdm.auto import tqdm
-
             tqdm.write(f"{'step':>6} {'reward':>8} {'correct':>8} {'length':>8}")
         correct = logs.get("advantage/frac_correct", float("nan"))
         length = logs.get("completions/mean_length", float("nan"))
         row = f"{state.global_step:>6} {logs['reward']:>8.3f} {correct:>8.3f} {length:>8.2f}"
-        from tqdm.auto import tqdm
-
         tqdm.write(row)
 
 
@@ -98,9 +95,10 @@ def main(script_args: GRPOScriptArguments, training_args: ReasoningGRPOConfig, m
         peft_config=get_peft_config(model_args),
         callbacks=[RewardTable()],
     )
-    for noisy in (PrinterCallback, ProgressCallback):
-        if trainer.pop_callback(noisy) is not None and noisy is ProgressCallback:
-            trainer.add_callback(QuietProgress)
+    # Replace the raw log-dict printing with the reward table (keeping a progress bar when one was shown).
+    trainer.pop_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(QuietProgress)
     trainer.train()
     trainer.save_model(training_args.output_dir)
 
