@@ -12,7 +12,7 @@ from trl_reasoning import (
     get_advantage_estimator,
     register_advantage_estimator,
 )
-from trl_reasoning.advantages import _ESTIMATORS
+from trl_reasoning.advantages.base import _ESTIMATORS
 
 
 def config(**kwargs):

@@ -12,7 +12,7 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 @pytest.fixture
 def isolated_registry():
-    from trl_reasoning.advantages import _ESTIMATORS
+    from trl_reasoning.advantages.base import _ESTIMATORS
 
     before = set(_ESTIMATORS._entries)
     yield

@@ -7,6 +7,15 @@ from .advantages import (
     get_advantage_estimator,
     register_advantage_estimator,
 )
+from .losses import (
+    PolicyLoss,
+    PolicyLossOutput,
+    drpo_loss,
+    get_policy_loss,
+    policy_loss_names,
+    register_policy_loss,
+    topr_loss,
+)
 from .trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
 
 
@@ -15,9 +24,16 @@ __version__ = "0.1.0"
 __all__ = [
     "AdvantageEstimator",
     "AdvantageResult",
+    "PolicyLoss",
+    "PolicyLossOutput",
     "ReasoningGRPOConfig",
     "ReasoningGRPOTrainer",
     "advantage_estimator_names",
+    "drpo_loss",
     "get_advantage_estimator",
+    "get_policy_loss",
+    "policy_loss_names",
     "register_advantage_estimator",
+    "register_policy_loss",
+    "topr_loss",
 ]

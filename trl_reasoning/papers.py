@@ -32,3 +32,28 @@ NEGATIVE_REINFORCEMENT = _paper(
     "Xinyu Zhu and Mengzhou Xia and Zhepei Wei and Wei-Lin Chen and Danqi Chen and Yu Meng",
     2025,
 )
+
+DRPO = _paper(
+    "DRPO: Efficient Reasoning via Decoupled Reward Policy Optimization",
+    "2510.04474",
+    "li2025drpo",
+    "Gang Li and Yan Chen and Ming Lin and Tianbao Yang",
+    2025,
+)
+
+TOPR = _paper(
+    "Tapered Off-Policy REINFORCE: Stable and efficient reinforcement learning for LLMs",
+    "2503.14286",
+    "leroux2025topr",
+    "Nicolas Le Roux and Marc G. Bellemare and Jonathan Lebensold and Arnaud Bergeron and Joshua Greaves and "
+    "Alex Fr{\\'e}chette and Carolyne Pelletier and Eric Thibodeau-Laufer and S{\\'a}ndor Toth and Sam Work",
+    2025,
+)
+
+BNPO = _paper(
+    "BNPO: Beta Normalization Policy Optimization",
+    "2506.02864",
+    "xiao2025bnpo",
+    "Changyi Xiao and Mengdi Zhang and Yixin Cao",
+    2025,
+)

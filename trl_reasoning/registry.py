@@ -6,8 +6,10 @@ silently replace a built-in) and, on a miss, lists the valid names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 
 T = TypeVar("T")
@@ -65,3 +67,35 @@ class Registry(Generic[T]):
             return fn
 
         return register
+
+
+@dataclass(frozen=True)
+class KeywordSignature:
+    """Which keyword arguments a registered function takes, so callers can pass a superset of standard arguments.
+
+    ``accepted`` is None when the function takes ``**kwargs`` (it then receives everything).
+    """
+
+    accepted: frozenset[str] | None
+    required: frozenset[str]
+
+    @classmethod
+    def of(cls, fn: Callable) -> KeywordSignature:
+        params = inspect.signature(fn).parameters.values()
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        accepted = None if takes_any else frozenset(p.name for p in named)
+        required = frozenset(p.name for p in named if p.default is inspect.Parameter.empty)
+        return cls(accepted, required)
+
+    def takes(self, name: str) -> bool:
+        return self.accepted is None or name in self.accepted
+
+    def select(self, what: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments of ``kwargs`` the function takes; raises ``TypeError`` naming ``what`` if one is missing."""
+        missing = self.required - kwargs.keys()
+        if missing:
+            raise TypeError(f"{what} needs the keyword argument(s) {sorted(missing)}.")
+        if self.accepted is None:
+            return dict(kwargs)
+        return {k: v for k, v in kwargs.items() if k in self.accepted}

@@ -91,7 +91,7 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         correct = correctness >= self.args.correct_threshold
         scorable = ~torch.isnan(correctness)
 
-        advantages, keep = self.advantage_estimator.compute(
+        advantages, keep, estimator_metrics = self.advantage_estimator.compute(
             rewards=rewards,
             group_size=group_size,
             correct=correct,
