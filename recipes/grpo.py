@@ -1,4 +1,7 @@
-"""GRPO-family training with any advantage estimator: GRPO, PSR, NSR, W-REINFORCE, ... (one recipe, one flag).
+"""GRPO-family training: GRPO, PSR, NSR, W-REINFORCE, DRPO, BNPO, TOPR, ... (one recipe, different flags).
+
+``--advantage_estimator`` picks the advantages (grpo, psr, nsr, w_reinforce, drpo_length, beta_norm) and
+``--policy_loss`` the loss (trl = TRL's own, drpo, topr).
 
 With no ``--model_name_or_path`` / ``--dataset_name`` it runs on the embedded default: a tiny in-process Qwen2
 model and a procedurally generated arithmetic task, on a CPU, with nothing downloaded.
@@ -9,6 +12,11 @@ model and a procedurally generated arithmetic task, on a CPU, with nothing downl
     accelerate launch recipes/grpo.py --model_name_or_path Qwen/Qwen2.5-Math-1.5B \
         --dataset_name <dataset> --answer_column answer --advantage_estimator w_reinforce --positive_weight 0.1 \
         --output_dir outputs/w-reinforce
+    # DRPO (Li et al. 2025): the decoupled length objective; TOPR (Le Roux et al. 2025) with 4 passes per batch
+    accelerate launch recipes/grpo.py ... --policy_loss drpo --length_lambda 0.1 --max_completion_length 8192
+    accelerate launch recipes/grpo.py ... --policy_loss topr --num_iterations 4 --topr_target_positive_fraction 0.15
+    # BNPO (Xiao et al. 2025): Beta-normalised advantages
+    accelerate launch recipes/grpo.py ... --advantage_estimator beta_norm
 
 The answer column is scored by the arithmetic reward (last integer equals the gold answer) until the math-answer
 verifier lands; every `ReasoningGRPOConfig` / `GRPOConfig` flag works as in TRL.
@@ -99,6 +107,8 @@ def main(script_args: GRPOScriptArguments, training_args: ReasoningGRPOConfig, m
     trainer.pop_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(QuietProgress)
+    if trainer.accelerator.is_main_process:
+        print(f"method: {trainer.method_name}")
     trainer.train()
     trainer.save_model(training_args.output_dir)
 

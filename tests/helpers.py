@@ -1,5 +1,6 @@
 """Small builders shared by the trainer tests."""
 
+import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer
@@ -22,13 +23,20 @@ BASE_ARGS = dict(
 
 
 def make_trainer(
-    tmp_path, reasoning=True, reward_funcs=(coin_reward,), dataset_size=32, trainer_kwargs=None, model_seed=0, **args
+    tmp_path,
+    reasoning=True,
+    reward_funcs=(coin_reward,),
+    dataset_size=32,
+    trainer_kwargs=None,
+    model_seed=0,
+    model_dtype=torch.float32,
+    **args,
 ):
     tokenizer = build_tokenizer()
     config_cls, trainer_cls = (ReasoningGRPOConfig, ReasoningGRPOTrainer) if reasoning else (GRPOConfig, GRPOTrainer)
     config = config_cls(output_dir=str(tmp_path), **{**BASE_ARGS, **args})
     return trainer_cls(
-        model=build_tiny_model(tokenizer, seed=model_seed),
+        model=build_tiny_model(tokenizer, seed=model_seed).to(model_dtype),
         reward_funcs=list(reward_funcs),
         args=config,
         train_dataset=arithmetic_dataset(dataset_size),

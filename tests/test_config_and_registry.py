@@ -20,7 +20,8 @@ def config(**kwargs):
 
 
 def test_unknown_estimator_names_the_field_and_valid_values():
-    with pytest.raises(ValueError, match=r"advantage_estimator='ppo'.*Valid values: \['grpo', 'nsr', 'psr'"):
+    valid = r"\['beta_norm', 'drpo_length', 'grpo', 'nsr', 'psr', 'w_reinforce'\]"
+    with pytest.raises(ValueError, match=r"advantage_estimator='ppo'.*Valid values: " + valid):
         config(advantage_estimator="ppo")
 
 
@@ -62,7 +63,7 @@ def test_every_field_has_help_listing_values():
 def test_registry_refuses_duplicates_and_lists_names_on_a_miss():
     with pytest.raises(ValueError, match="already registered"):
         register_advantage_estimator("grpo")(lambda rewards: rewards)
-    with pytest.raises(ValueError, match=r"Unknown advantage estimator 'nope'.*\['grpo'"):
+    with pytest.raises(ValueError, match=r"Unknown advantage estimator 'nope'.*\['beta_norm', 'drpo_length', 'grpo'"):
         get_advantage_estimator("nope")
 
 
@@ -115,6 +116,29 @@ OVERRIDDEN = {
     ],
     "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],
     "_generate_and_score_completions": ["self", "inputs"],
+    "_prepare_inputs": ["self", "generation_batch"],
+    "_compute_loss": ["self", "model", "inputs"],
+    # Not overridden, but called by our `_compute_loss` with these keyword arguments.
+    "_get_per_token_logps_and_entropies": [
+        "self",
+        "model",
+        "input_ids",
+        "attention_mask",
+        "logits_to_keep",
+        "batch_size",
+        "compute_entropy",
+        "compute_aux_loss",
+        "pixel_values",
+        "image_grid_thw",
+        "num_images",
+        "pixel_attention_mask",
+        "spatial_shapes",
+        "num_tiles",
+        "image_sizes",
+        "token_type_ids",
+        "mm_token_type_ids",
+        "image_position_ids",
+    ],
 }
 
 

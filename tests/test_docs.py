@@ -13,11 +13,13 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 @pytest.fixture
 def isolated_registry():
     from trl_reasoning.advantages.base import _ESTIMATORS
+    from trl_reasoning.losses.base import _POLICY_LOSSES
 
-    before = set(_ESTIMATORS._entries)
+    before = {registry: set(registry._entries) for registry in (_ESTIMATORS, _POLICY_LOSSES)}
     yield
-    for name in set(_ESTIMATORS._entries) - before:
-        del _ESTIMATORS._entries[name]
+    for registry, names in before.items():
+        for name in set(registry._entries) - names:
+            del registry._entries[name]
 
 
 @pytest.mark.parametrize("page", DOCS, ids=[p.name for p in DOCS])

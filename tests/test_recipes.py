@@ -32,10 +32,49 @@ def test_grpo_recipe_embedded_default_runs(tmp_path):
     assert (tmp_path / "model.safetensors").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "flags, method",
+    [
+        (["--advantage_estimator", "grpo", "--policy_loss", "drpo", "--length_lambda", "0.1"], "DRPO"),
+        (["--advantage_estimator", "grpo", "--policy_loss", "topr", "--num_iterations", "2"], "TOPR"),
+        (["--advantage_estimator", "beta_norm", "--beta_norm_decompose", "true"], "GRPO with BNPO"),
+    ],
+    ids=["drpo", "topr", "beta_norm"],
+)
+def test_grpo_recipe_runs_every_new_method_from_the_command_line(tmp_path, flags, method):
+    cmd = [
+        sys.executable,
+        str(ROOT / "recipes" / "grpo.py"),
+        "--config",
+        str(ROOT / "recipes" / "configs" / "demo.yaml"),
+        "--output_dir",
+        str(tmp_path),
+        "--max_steps",
+        "1",
+        *flags,
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"method: {method}" in result.stdout
+
+
 def test_grpo_recipe_help_lists_estimator_fields():
     result = subprocess.run(
         [sys.executable, str(ROOT / "recipes" / "grpo.py"), "--help"], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for flag in ("--advantage_estimator", "--positive_weight", "--correctness_reward", "--model_name_or_path"):
+    flags = (
+        "--advantage_estimator",
+        "--positive_weight",
+        "--correctness_reward",
+        "--model_name_or_path",
+        "--policy_loss",
+        "--length_lambda",
+        "--topr_target_positive_fraction",
+        "--beta_norm_decompose",
+    )
+    for flag in flags:
         assert flag in result.stdout

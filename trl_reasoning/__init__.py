@@ -17,6 +17,7 @@ from .losses import (
     topr_loss,
 )
 from .trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+from .trainers.topr_offline import OfflineTOPRConfig, OfflineTOPRTrainer
 
 
 __version__ = "0.1.0"
@@ -24,6 +25,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AdvantageEstimator",
     "AdvantageResult",
+    "OfflineTOPRConfig",
+    "OfflineTOPRTrainer",
     "PolicyLoss",
     "PolicyLossOutput",
     "ReasoningGRPOConfig",

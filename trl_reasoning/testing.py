@@ -144,12 +144,13 @@ def length_reward(completions, **kwargs) -> list[float]:
     return [min(len(completion_text(c)), 99) / 100 for c in completions]
 
 
-def scripted_rollout(lengths=None, *, seed: int = 0):
+def scripted_rollout(lengths=None, *, seed: int = 0, logprob: float | None = None):
     """A ``rollout_func`` for ``GRPOTrainer`` whose completions depend only on the global row and the step.
 
     Row ``j`` of the global generation batch (``process_index * local_batch + i``) at step ``s`` gets a completion
     of digit tokens whose length is ``lengths[j]`` (a list) or pseudo-random in 1..8, so 1- and N-process runs see
-    identical batches. Each completion ends with the end-of-sequence token.
+    identical batches. Each completion ends with the end-of-sequence token. With ``logprob``, the rollout reports
+    that log-prob for every sampled token (as vLLM reports its sampling log-probs); otherwise none.
     """
     import zlib
 
@@ -169,6 +170,7 @@ def scripted_rollout(lengths=None, *, seed: int = 0):
             length = lengths[row] if lengths is not None else 1 + key % 8
             digits = "".join(str((key >> k) % 10) for k in range(max(length - 1, 0)))
             completion_ids.append(tokenizer(digits, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
-        return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None}
+        logprobs = None if logprob is None else [[float(logprob)] * len(ids) for ids in completion_ids]
+        return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": logprobs}
 
     return rollout

@@ -1,7 +1,7 @@
 """Train a few steps on a fixed global batch; rank 0 saves advantages, prompts and parameters.
 
-Run with ``torchrun --nproc_per_node {1,2} grpo_equivalence.py OUT ESTIMATOR``: the global batch (8 completions,
-4 per prompt) is the same for any number of processes, and completions come from ``scripted_rollout`` so they
+Run with ``torchrun --nproc_per_node {1,2} grpo_equivalence.py OUT ESTIMATOR [POLICY_LOSS]``: the global batch
+(8 completions, 4 per prompt) is the same for any number of processes, and completions come from ``scripted_rollout`` so they
 depend only on the global row, not on each process's sampling RNG.
 """
 
@@ -25,13 +25,14 @@ from trl_reasoning.testing import (  # noqa: E402
 )
 
 
-def main(out_path: str, estimator: str) -> None:
+def main(out_path: str, estimator: str, policy_loss: str = "trl") -> None:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     global_batch = 8
     tokenizer = build_tokenizer()
     config = ReasoningGRPOConfig(
         output_dir=os.path.dirname(out_path),
         advantage_estimator=estimator,
+        policy_loss=policy_loss,
         per_device_train_batch_size=global_batch // world_size,
         num_generations=4,
         max_completion_length=8,
@@ -77,4 +78,4 @@ def main(out_path: str, estimator: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

@@ -43,6 +43,8 @@ from .base import (
     get_advantage_estimator,
     register_advantage_estimator,
 )
+from .beta_norm import beta_norm_advantages
+from .drpo_length import drpo_length_advantages
 from .grpo import grpo_advantages
 from .negative_reinforcement import negative_sample_reinforcement, positive_sample_reinforcement, weighted_reinforce
 
@@ -51,6 +53,8 @@ __all__ = [
     "AdvantageEstimator",
     "AdvantageResult",
     "advantage_estimator_names",
+    "beta_norm_advantages",
+    "drpo_length_advantages",
     "get_advantage_estimator",
     "grpo_advantages",
     "negative_sample_reinforcement",

@@ -34,6 +34,10 @@ from ..papers import TOPR
 from .base import PolicyLossOutput, register_policy_loss
 
 
+# A log-ratio within this of 0 is π = μ up to rounding (log-probs from separate forward passes differ by ~1e-7), so
+# it does not count as "truncated" in the metric.
+_RATIO_NOISE = 1e-6
+
 __all__ = [
     "topr_baseline_for_positive_fraction",
     "topr_effective_positive_fraction",
@@ -64,7 +68,8 @@ def topr_loss(
 
     Returns:
         ``PolicyLossOutput(loss, metrics)`` with metrics ``topr/alpha_negative_mean`` (mean α over negatives),
-        ``topr/frac_truncated`` (fraction of negatives whose ratio exceeded 1 and was cut to 1),
+        ``topr/frac_truncated`` (fraction of negatives whose ratio exceeded 1 and was cut to 1; log-ratios within
+        1e-6 of 0 count as π = μ),
         ``topr/positive_fraction`` and ``topr/baseline``.
     """
     if ratio_level not in ("sequence", "token"):
@@ -97,13 +102,13 @@ def topr_loss(
         # α = min(π/μ, 1) for negatives, in log space so long sequences neither overflow nor underflow to NaN.
         alpha = torch.where(negative, torch.exp(sequence_log_ratio.clamp(max=0.0)), 1.0)
         weighted_logps = alpha.unsqueeze(1) * per_token_logps * mask
-        truncated = sequence_log_ratio > 0
+        truncated = sequence_log_ratio > _RATIO_NOISE
         alpha_negatives = alpha[negative]
     else:
         token_alpha = torch.where(negative.unsqueeze(1), torch.exp(token_log_ratio.clamp(max=0.0)), 1.0)
         weighted_logps = token_alpha * per_token_logps * mask
         negative_tokens = negative.unsqueeze(1) & (mask > 0)
-        truncated = token_log_ratio > 0
+        truncated = token_log_ratio > _RATIO_NOISE
         alpha_negatives = token_alpha[negative_tokens]
 
     per_sequence = -coefficient * weighted_logps.sum(dim=1)

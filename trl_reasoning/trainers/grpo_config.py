@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from trl import GRPOConfig
 
 from ..advantages import advantage_estimator_names, get_advantage_estimator
+from ..losses import TRL_POLICY_LOSS, get_policy_loss, policy_loss_names
 
 
 # TRL loss types that normalise by a token count (so a dropped sample, whose tokens are masked out, leaves the
@@ -34,6 +36,20 @@ class ReasoningGRPOConfig(GRPOConfig):
             A completion is correct when its correctness reward is `>= correct_threshold`.
         advantage_estimator_kwargs (`dict` or `None`, defaults to `None`):
             Extra keyword arguments for a custom estimator; they override the built-in fields of the same name.
+        policy_loss (`str`, defaults to `"trl"`):
+            `"trl"` keeps TRL's own loss (`loss_type`, clipping, KL to a reference model). Otherwise the name of a
+            registered policy loss (`trl_reasoning.policy_loss_names()`): `"topr"`, `"drpo"`.
+        policy_loss_kwargs (`dict` or `None`, defaults to `None`):
+            Extra keyword arguments for a custom policy loss; they override the built-in fields of the same name.
+        length_lambda (`float`, defaults to `0.1`):
+            DRPO's λ, for `policy_loss="drpo"` and `advantage_estimator="drpo_length"`.
+        drpo_tau, drpo_kl_delta, drpo_kl_beta (`float`, defaults to `10.0`, `1e-4`, `1e3`):
+            DRPO's temperature over negatives, KL budget and KL penalty weight.
+        topr_baseline, topr_target_positive_fraction, topr_reward_source, topr_ratio_level, topr_taper_by:
+            TOPR's baseline c (or the effective share of positives it should produce), the rewards it uses, the
+            ratio level and which samples are tapered.
+        beta_norm_decompose (`bool`, defaults to `False`):
+            BNPO's advantage decomposition: one Beta-normalised advantage per reward function, then averaged.
     """
 
     advantage_estimator: str = field(
@@ -72,12 +88,92 @@ class ReasoningGRPOConfig(GRPOConfig):
         },
     )
 
+    policy_loss: str = field(
+        default=TRL_POLICY_LOSS,
+        metadata={
+            "help": "Policy loss. 'trl' (default) keeps TRL's own loss, selected by `loss_type`. Built-ins: 'topr' "
+            "(Tapered Off-Policy REINFORCE, arXiv 2503.14286), 'drpo' (Decoupled Reward Policy Optimization, arXiv "
+            "2510.04474). Register your own with `trl_reasoning.register_policy_loss`."
+        },
+    )
+    policy_loss_kwargs: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Extra keyword arguments passed to the policy loss (for custom losses or less common options such "
+            "as DRPO's `negative_pooling`/`kl_estimator`), as a dict or a JSON string. They override built-in fields "
+            "of the same name."
+        },
+    )
+    length_lambda: float = field(
+        default=0.1,
+        metadata={
+            "help": "DRPO's lambda (> 0), used by policy_loss='drpo' and advantage_estimator='drpo_length': correct "
+            "completions are weighted by softmax(-length / (lambda * max_completion_length)) within their group. "
+            "Smaller is a stronger preference for short correct answers; the paper uses 0.1."
+        },
+    )
+    drpo_tau: float = field(
+        default=10.0,
+        metadata={"help": "DRPO's temperature tau (> 0) of the log-mean-exp over a group's incorrect completions."},
+    )
+    drpo_kl_delta: float = field(
+        default=1e-4,
+        metadata={"help": "DRPO's KL budget delta (>= 0) against the sampling policy."},
+    )
+    drpo_kl_beta: float = field(
+        default=1e3,
+        metadata={"help": "DRPO's penalty weight beta (>= 0) of the squared-hinge KL constraint (0 disables it)."},
+    )
+    topr_baseline: float = field(
+        default=0.0,
+        metadata={
+            "help": "TOPR's baseline c: the loss uses (R - c). With rewards +1/-1 it sets the effective share of "
+            "positives p(1-c)/(1+(1-2p)c). Keep it in (-1, 1)."
+        },
+    )
+    topr_target_positive_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "If set (in (0, 1)), TOPR's baseline is recomputed for every generation batch so that the "
+            "effective share of positives equals this value (the paper reports its best off-policy results around "
+            "0.1-0.2). Overrides topr_baseline."
+        },
+    )
+    topr_reward_source: str = field(
+        default="signed_correctness",
+        metadata={
+            "help": "Rewards TOPR trains on: 'signed_correctness' (+1 correct, -1 incorrect, as in the paper's math "
+            "experiments) or 'reward' (the total reward as given)."
+        },
+    )
+    topr_ratio_level: str = field(
+        default="sequence",
+        metadata={
+            "help": "'sequence' (the paper: one ratio pi(y)/mu(y) per completion) or 'token' (each token of a "
+            "negative tapered by its own ratio, as in third-party implementations)."
+        },
+    )
+    topr_taper_by: str = field(
+        default="reward",
+        metadata={
+            "help": "Which samples TOPR tapers: 'reward' (R < 0, the paper) or 'coefficient' (R - c < 0, which keeps "
+            "the loss bounded with shaped rewards or a baseline outside (-1, 1))."
+        },
+    )
+    beta_norm_decompose: bool = field(
+        default=False,
+        metadata={
+            "help": "BNPO's advantage decomposition (advantage_estimator='beta_norm'): one Beta-normalised advantage "
+            "per reward function, each with its own alpha and beta, averaged with the reward weights."
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
         if isinstance(self.advantage_estimator_kwargs, str):
-            import json
-
             self.advantage_estimator_kwargs = json.loads(self.advantage_estimator_kwargs)
+        if isinstance(self.policy_loss_kwargs, str):
+            self.policy_loss_kwargs = json.loads(self.policy_loss_kwargs)
         if isinstance(self.correctness_reward, str) and self.correctness_reward.lstrip("-").isdigit():
             self.correctness_reward = int(self.correctness_reward)  # the CLI passes indices as strings
 
@@ -115,6 +211,92 @@ class ReasoningGRPOConfig(GRPOConfig):
                 "multi_objective_aggregation at 'sum_then_normalize'."
             )
 
+        self._check_policy_loss()
+
+    def _check_policy_loss(self) -> None:
+        if self.policy_loss != TRL_POLICY_LOSS and self.policy_loss not in policy_loss_names():
+            raise ValueError(
+                f"policy_loss={self.policy_loss!r} is not a registered policy loss. Valid values: "
+                f"{[TRL_POLICY_LOSS, *policy_loss_names()]} (register your own with "
+                "`trl_reasoning.register_policy_loss`)."
+            )
+        _check_choice("topr_reward_source", self.topr_reward_source, ("signed_correctness", "reward"))
+        _check_choice("topr_ratio_level", self.topr_ratio_level, ("sequence", "token"))
+        _check_choice("topr_taper_by", self.topr_taper_by, ("reward", "coefficient"))
+        for name in ("length_lambda", "drpo_tau"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0 (the paper uses {_DEFAULTS[name]}).")
+        for name in ("drpo_kl_delta", "drpo_kl_beta"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0 (the paper uses {_DEFAULTS[name]}).")
+        if not -1 < self.topr_baseline < 1 and self.topr_taper_by == "reward":
+            raise ValueError(
+                f"topr_baseline={self.topr_baseline} is outside (-1, 1): with +1/-1 rewards some coefficients R - c "
+                "change sign and are no longer tapered. Use a baseline in (-1, 1), or topr_taper_by='coefficient'."
+            )
+        target = self.topr_target_positive_fraction
+        if target is not None and not 0 < target < 1:
+            raise ValueError(f"topr_target_positive_fraction={target} must be in (0, 1), e.g. 0.15, or None.")
+        if self.policy_loss == TRL_POLICY_LOSS:
+            return
+
+        loss = get_policy_loss(self.policy_loss)
+        unsupported = {
+            "beta": self.beta != 0.0,
+            "top_entropy_quantile": self.top_entropy_quantile < 1.0,
+            "off_policy_mask_threshold": self.off_policy_mask_threshold is not None,
+            "use_liger_kernel": self.use_liger_kernel,
+            "entropy_coef": self.entropy_coef != 0.0,
+            "use_adaptive_entropy": self.use_adaptive_entropy,
+        }
+        if any(unsupported.values()):
+            names = [name for name, used in unsupported.items() if used]
+            raise ValueError(
+                f"policy_loss={self.policy_loss!r} replaces TRL's loss, so {names} (options of TRL's loss) would be "
+                f"ignored. Leave them at their defaults (beta=0.0, top_entropy_quantile=1.0, "
+                "off_policy_mask_threshold=None, use_liger_kernel=False, entropy_coef=0.0, "
+                "use_adaptive_entropy=False), or use policy_loss='trl'."
+            )
+        if not loss.takes("advantages") and self.advantage_estimator != "grpo":
+            raise ValueError(
+                f"policy_loss={self.policy_loss!r} does not use advantages, so advantage_estimator="
+                f"{self.advantage_estimator!r} would have no effect. Leave advantage_estimator at 'grpo', or use "
+                "policy_loss='trl' with the estimator."
+            )
+        if loss.needs_whole_groups:
+            self._check_whole_groups(loss.name)
+
+    def _check_whole_groups(self, loss_name: str) -> None:
+        # Each loss call must see whole groups: the trainer shuffles and splits the generation batch by group, which
+        # works when every per-device batch holds whole groups.
+        checks = [("per_device_train_batch_size", self.per_device_train_batch_size, self.num_generations)]
+        if self.eval_strategy != "no":
+            eval_group = self.num_generations_eval or self.num_generations
+            checks.append(("per_device_eval_batch_size", self.per_device_eval_batch_size, eval_group))
+        for name, batch_size, group_size in checks:
+            if batch_size % group_size != 0:
+                raise ValueError(
+                    f"policy_loss={loss_name!r} couples the completions of a prompt, so each loss call needs whole "
+                    f"groups: {name}={batch_size} must be a multiple of the group size {group_size}. Set {name} to "
+                    f"a multiple of {group_size} (e.g. {group_size * max(1, batch_size // group_size)})."
+                )
+
+    def policy_loss_kwargs_from_config(self) -> dict[str, Any]:
+        """Policy-loss parameters taken from this config (each loss ignores the ones it does not use)."""
+        kwargs = {
+            "length_lambda": self.length_lambda,
+            "tau": self.drpo_tau,
+            "kl_delta": self.drpo_kl_delta,
+            "kl_beta": self.drpo_kl_beta,
+            "baseline": self.topr_baseline,
+            "target_positive_fraction": self.topr_target_positive_fraction,
+            "reward_source": self.topr_reward_source,
+            "ratio_level": self.topr_ratio_level,
+            "taper_by": self.topr_taper_by,
+        }
+        kwargs.update(self.policy_loss_kwargs or {})
+        return kwargs
+
     def advantage_kwargs(self) -> dict[str, Any]:
         """Estimator parameters taken from this config (each estimator ignores the ones it does not use)."""
         kwargs = {
@@ -122,6 +304,16 @@ class ReasoningGRPOConfig(GRPOConfig):
             "aggregation": self.multi_objective_aggregation,
             "positive_weight": self.positive_weight,
             "max_length": self.max_completion_length,
+            "length_lambda": self.length_lambda,
+            "decompose": self.beta_norm_decompose,
         }
         kwargs.update(self.advantage_estimator_kwargs or {})
         return kwargs
+
+
+_DEFAULTS = {"length_lambda": 0.1, "drpo_tau": 10.0, "drpo_kl_delta": 1e-4, "drpo_kl_beta": 1e3}
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is invalid. Valid values: {list(choices)}.")

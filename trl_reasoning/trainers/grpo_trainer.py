@@ -1,12 +1,16 @@
-"""ReasoningGRPOTrainer: ``trl.GRPOTrainer`` with the advantage estimator picked by name.
+"""ReasoningGRPOTrainer: ``trl.GRPOTrainer`` with the advantage estimator and the policy loss picked by name.
 
 TRL computes rewards for the whole global batch (gathered across processes), turns them into GRPO advantages and
-keeps its own slice. This trainer overrides two methods, once each:
+keeps its own slice. This trainer overrides four methods, once each:
 
 * ``_calculate_rewards`` — unchanged, but keeps the gathered per-function rewards of the current batch;
 * ``_generate_and_score_completions`` — runs TRL's version, then recomputes the advantages of the global batch with
   the configured estimator, keeps this process's slice, masks out dropped samples (advantage 0, no tokens in the
-  loss denominator) and logs the method's metrics.
+  loss denominator), adds what a policy loss reads (rewards, correctness, lengths) and logs the method's metrics;
+* ``_prepare_inputs`` — TRL's, except that for a loss that couples the completions of a prompt (DRPO) the
+  generation batch is shuffled and split by whole groups instead of by sample;
+* ``_compute_loss`` — TRL's for ``policy_loss="trl"``; otherwise the same log-prob computation followed by the
+  registered policy loss.
 
 Everything else (generation with transformers or vLLM, PEFT, ``loss_type``, reference-model KL, logging,
 checkpointing) is TRL's own code.
@@ -18,16 +22,55 @@ from typing import Any
 
 import torch
 from trl import GRPOTrainer
+from trl.trainer.utils import split_pixel_values_by_grid, split_tensor_dict, unsplit_pixel_values_by_grid
 
 from ..advantages import get_advantage_estimator
+from ..losses import TRL_POLICY_LOSS, get_policy_loss
 from .grpo_config import ReasoningGRPOConfig
 
 
-class ReasoningGRPOTrainer(GRPOTrainer):
-    """Drop-in replacement for `trl.GRPOTrainer` whose advantages come from `args.advantage_estimator`.
+# Model inputs besides the token ids that TRL's log-prob helper accepts (vision-language models).
+_MULTIMODAL_KEYS = (
+    "pixel_values",
+    "image_grid_thw",
+    "num_images",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "num_tiles",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+)
 
-    With `advantage_estimator="grpo"` (the default) it trains bit-for-bit like `trl.GRPOTrainer`. See
-    [`ReasoningGRPOConfig`] for the fields, and `trl_reasoning.advantages` for the estimators.
+# Per-sample values a policy loss reads, added to the batch under these keys (shuffled and split with it).
+_LOSS_INPUTS = ("rewards", "correct", "scorable", "lengths", "positive_fraction")
+_PREFIX = "reasoning_"
+
+
+def shuffle_groups(batch: dict[str, Any], group_size: int) -> dict[str, Any]:
+    """Shuffle a batch by whole groups: samples ``[k*G, (k+1)*G)`` stay together and in order."""
+    size = len(batch["prompt_ids"])
+    order = torch.randperm(size // group_size).unsqueeze(1) * group_size + torch.arange(group_size)
+    index = order.flatten()
+
+    def permute(value):
+        if value is None or (isinstance(value, torch.Tensor) and value.dim() == 0):
+            return value
+        if isinstance(value, torch.Tensor):
+            return value[index.to(value.device)]
+        return [value[i] for i in index.tolist()]
+
+    return {key: permute(value) for key, value in batch.items()}
+
+
+class ReasoningGRPOTrainer(GRPOTrainer):
+    """Drop-in replacement for `trl.GRPOTrainer` whose advantages come from `args.advantage_estimator` and whose loss
+    comes from `args.policy_loss`.
+
+    With the defaults (`advantage_estimator="grpo"`, `policy_loss="trl"`) it trains bit-for-bit like
+    `trl.GRPOTrainer`. See [`ReasoningGRPOConfig`] for the fields, `trl_reasoning.advantages` for the estimators and
+    `trl_reasoning.losses` for the policy losses.
     """
 
     _tag_names = ["trl", "grpo", "trl-reasoning"]
@@ -42,15 +85,31 @@ class ReasoningGRPOTrainer(GRPOTrainer):
                 "ReasoningGRPOConfig(**your_grpo_config.to_dict()) to keep your settings."
             )
         self.advantage_estimator = get_advantage_estimator(args.advantage_estimator)
+        self.policy_loss = None if args.policy_loss == TRL_POLICY_LOSS else get_policy_loss(args.policy_loss)
         super().__init__(model, reward_funcs, args, *pos_args, **kwargs)
         self._correctness_index = self._resolve_correctness_reward(args.correctness_reward)
         self._last_rewards_per_func: torch.Tensor | None = None
-        estimator = self.advantage_estimator
+        self._set_model_card_method()
+
+    def _set_model_card_method(self) -> None:
         # Instance attributes shadow TRL's class attributes, so the model card names the method and its paper.
-        self._name = estimator.display_name if estimator.name == "grpo" else f"GRPO with {estimator.display_name}"
-        if estimator.paper is not None:
-            self._paper = estimator.paper
-        self._tag_names = [*type(self)._tag_names, estimator.name]
+        estimator, loss = self.advantage_estimator, self.policy_loss
+        if loss is None:
+            name = estimator.display_name if estimator.name == "grpo" else f"GRPO with {estimator.display_name}"
+        else:
+            name = (
+                loss.display_name if estimator.name == "grpo" else f"{loss.display_name} with {estimator.display_name}"
+            )
+        self._name = name
+        paper = loss.paper if loss is not None and loss.paper is not None else estimator.paper
+        if paper is not None:
+            self._paper = paper
+        self._tag_names = [*type(self)._tag_names, estimator.name, *([loss.name] if loss is not None else [])]
+
+    @property
+    def method_name(self) -> str:
+        """The method trained, as named in the model card (e.g. ``"GRPO with W-REINFORCE"``, ``"DRPO"``)."""
+        return self._name
 
     def _resolve_correctness_reward(self, selector: str | int | None) -> int:
         names = list(self.reward_func_names)
@@ -99,6 +158,7 @@ class ReasoningGRPOTrainer(GRPOTrainer):
             lengths=lengths,
             rewards_per_func=rewards_per_func,
             reward_weights=weights,
+            reward_names=list(self.reward_func_names),
             **self.args.advantage_kwargs(),
         )
 
@@ -110,6 +170,18 @@ class ReasoningGRPOTrainer(GRPOTrainer):
             if "tool_mask" in output:
                 output["tool_mask"] = output["tool_mask"] * local_keep
             output["num_items_in_batch"] = (loss_tokens * keep).sum()
+        if self.policy_loss is not None:
+            kept_correct = correct & scorable
+            positive_fraction = kept_correct.sum() / scorable.sum().clamp(min=1)
+            loss_inputs = {
+                "rewards": rewards,
+                "correct": correct,
+                "scorable": scorable,
+                "lengths": lengths,
+                "positive_fraction": positive_fraction.expand_as(rewards),
+            }
+            for name in _LOSS_INPUTS:
+                output[_PREFIX + name] = loss_inputs[name][local]
 
         # TRL logged its own GRPO advantages for the completions table; show the ones actually trained on.
         logged = self._logs["advantages"]
@@ -117,7 +189,77 @@ class ReasoningGRPOTrainer(GRPOTrainer):
             logged.pop()
         logged.extend(advantages.tolist())
         self._log_advantage_metrics(mode, advantages, keep, correct & scorable)
+        for name, value in estimator_metrics.items():
+            self._metrics[mode][name].append(float(value))
         return output
+
+    def _prepare_inputs(self, generation_batch: dict[str, Any]) -> dict[str, Any]:
+        if not (self.model.training and self.policy_loss is not None and self.policy_loss.needs_whole_groups):
+            return super()._prepare_inputs(generation_batch)
+        # TRL's buffering, with the generation batch shuffled and split by whole groups instead of by sample.
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        if self._step % generate_every == 0 or self._buffered_inputs is None:
+            batch = self._generate_and_score_completions(generation_batch)
+            batch = shuffle_groups(split_pixel_values_by_grid(batch), self.num_generations)
+            batches = split_tensor_dict(batch, self.args.steps_per_generation)
+            self._buffered_inputs = [unsplit_pixel_values_by_grid(part) for part in batches]
+        return self._buffered_inputs[self._step % self.args.steps_per_generation]
+
+    def _compute_loss(self, model, inputs):
+        if self.policy_loss is None:
+            return super()._compute_loss(model, inputs)
+        mode = "train" if self.model.training else "eval"
+        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
+        input_ids = torch.cat([inputs["prompt_ids"], completion_ids], dim=1)
+        attention_mask = torch.cat([inputs["prompt_mask"], completion_mask], dim=1)
+        mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
+        per_token_logps, entropies, aux_loss = self._get_per_token_logps_and_entropies(
+            model,
+            input_ids,
+            attention_mask,
+            completion_ids.size(1),
+            compute_entropy=True,
+            compute_aux_loss=self.aux_loss_enabled,
+            **{key: inputs.get(key) for key in _MULTIMODAL_KEYS},
+        )
+        # TRL skips old log-probs when the batch is trained on by the policy that sampled it (then old == current).
+        old_per_token_logps = inputs.get("old_per_token_logps")
+        if old_per_token_logps is None:
+            old_per_token_logps = per_token_logps.detach()
+        # The sampling engine's own log-probs (vLLM, or a rollout_func), where it reported them.
+        behavior_per_token_logps = inputs.get("sampling_per_token_logps")
+        if behavior_per_token_logps is None:
+            behavior_per_token_logps = old_per_token_logps
+        else:
+            unreported = torch.isnan(behavior_per_token_logps)
+            behavior_per_token_logps = torch.where(unreported, old_per_token_logps, behavior_per_token_logps)
+
+        output = self.policy_loss.compute(
+            per_token_logps=per_token_logps,
+            old_per_token_logps=old_per_token_logps,
+            behavior_per_token_logps=behavior_per_token_logps,
+            mask=mask,
+            advantages=inputs["advantages"],
+            group_size=self.num_generations if mode == "train" else self.num_generations_eval,
+            max_length=self.max_completion_length,
+            **{name: inputs[_PREFIX + name] for name in _LOSS_INPUTS},
+            **self.args.policy_loss_kwargs_from_config(),
+        )
+        normalizer = self.current_gradient_accumulation_steps if mode == "train" else 1.0  # no accumulation in eval
+        loss = output.loss / normalizer
+        if self.aux_loss_enabled:
+            loss = loss + self.router_aux_loss_coef * aux_loss / normalizer
+
+        # Average each metric over processes, ignoring NaN ("nothing to measure here"), in one collective.
+        names = ["entropy", *output.metrics]
+        entropy = (entropies * mask).sum() / mask.sum().clamp(min=1)
+        local = torch.stack(
+            [torch.as_tensor(v, dtype=torch.float32, device=loss.device) for v in (entropy, *output.metrics.values())]
+        )
+        gathered = self.accelerator.gather(local.detach()).view(-1, len(names))
+        for name, value in zip(names, gathered.nanmean(dim=0).tolist(), strict=True):
+            self._metrics[mode][name].append(value)
+        return loss
 
     def _log_advantage_metrics(
         self, mode: str, advantages: torch.Tensor, keep: torch.Tensor, correct: torch.Tensor
