@@ -23,7 +23,7 @@ def main() -> None:
     n = args.rollouts
     correct = torch.rand(n, generator=generator) < 0.4
     inputs = dict(
-        rewards=correct.float() + 0.1 * torch.rand(n, generator=generator),
+        rewards=0.9 * correct.float() + 0.1 * torch.rand(n, generator=generator),  # in [0, 1] (BNPO needs it)
         group_size=args.group_size,
         correct=correct,
         scorable=torch.ones(n, dtype=torch.bool),
@@ -31,6 +31,7 @@ def main() -> None:
         max_length=4096,
         rewards_per_func=torch.rand(n, 2, generator=generator),
         reward_weights=torch.tensor([1.0, 0.5]),
+        reward_names=["accuracy", "format"],
     )
     print(f"{n:,} rollouts, group size {args.group_size}, torch threads {torch.get_num_threads()}")
     print(f"{'estimator':<14} {'median ms':>10} {'min ms':>8} {'M rollouts/s':>13} {'< 100 ms':>9}")

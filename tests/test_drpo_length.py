@@ -91,3 +91,43 @@ def test_unscorable_samples_get_zero_and_leave_the_statistics():
     w = [math.exp(-2 / 10), math.exp(-4 / 10)]
     expected_first = 2 * w[0] / sum(w) * (1 / 3) / std
     assert out.advantages[0].item() == pytest.approx(expected_first, abs=1e-6)
+
+
+def drpo_length_reference(correct, lengths, group_size, max_length, length_lambda):
+    """Loops in float64: GRPO of 0/1 correctness per group (sample std + 1e-4), positives times |P|·w_i."""
+    out = []
+    for g in range(len(correct) // group_size):
+        members = list(range(g * group_size, (g + 1) * group_size))
+        values = [1.0 if correct[i] else 0.0 for i in members]
+        mean = sum(values) / group_size
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (group_size - 1))
+        pos = [i for i in members if correct[i]]
+        raw = {i: math.exp(-lengths[i] / (length_lambda * max_length)) for i in pos}
+        for i, value in zip(members, values, strict=True):
+            advantage = (value - mean) / (std + 1e-4)
+            if correct[i]:
+                advantage *= len(pos) * raw[i] / sum(raw.values())
+            out.append(advantage)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_matches_a_loop_reference(seed):
+    rng = random.Random(100 + seed)
+    group_size, groups, max_length = rng.randint(2, 8), rng.randint(1, 5), rng.randint(4, 512)
+    correct = [rng.random() < 0.5 for _ in range(group_size * groups)]
+    lengths = [rng.randint(1, max_length) for _ in correct]
+    length_lambda = rng.choice([0.05, 0.1, 1.0])
+    expected = drpo_length_reference(correct, lengths, group_size, max_length, length_lambda)
+    out = estimate(correct, lengths, group_size, max_length, length_lambda=length_lambda)
+    assert out.advantages.tolist() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_all_correct_all_wrong_and_truncated_groups():
+    # All-correct and all-wrong groups: GRPO gives 0, and 0 · weight stays 0 (finite, no length signal).
+    out = estimate([True] * 4 + [False] * 4, [1, 2, 3, 4, 5, 6, 7, 8], 4, max_length=8)
+    assert out.advantages.tolist() == [0.0] * 8
+    assert out.metrics["drpo/length_correct"] == 2.5 and out.metrics["drpo/length_incorrect"] == 6.5
+    # A truncated correct answer (length = the budget) gets the smallest share, but stays above the incorrect ones.
+    out = estimate([True, True, False, False], [8, 2, 8, 3], 4, max_length=8)
+    assert 0 < out.advantages[0] < out.advantages[1] and out.advantages[2] < 0
