@@ -170,6 +170,7 @@ def trainer_eval_dataset():
         ({"policy_loss": "topr", "topr_baseline": 1.5}, "topr_baseline"),
         ({"policy_loss": "topr", "topr_target_positive_fraction": 1.0}, "topr_target_positive_fraction"),
         ({"policy_loss": "topr", "topr_ratio_level": "tokens"}, "topr_ratio_level"),
+        ({"policy_loss": "topr", "topr_target_positive_fraction": 0.2, "topr_baseline": 0.1}, "only one"),
         ({"policy_loss": "drpo", "length_lambda": 0.0}, "length_lambda"),
         ({"policy_loss": "drpo", "drpo_kl_beta": -1.0}, "drpo_kl_beta"),
         ({"policy_loss": "drpo", "entropy_coef": 0.01}, "entropy_coef"),

@@ -136,7 +136,7 @@ class ReasoningGRPOConfig(GRPOConfig):
         metadata={
             "help": "If set (in (0, 1)), TOPR's baseline is recomputed for every generation batch so that the "
             "effective share of positives equals this value (the paper reports its best off-policy results around "
-            "0.1-0.2). Overrides topr_baseline."
+            "0.1-0.2). Exclusive with a non-zero topr_baseline."
         },
     )
     topr_reward_source: str = field(
@@ -237,6 +237,11 @@ class ReasoningGRPOConfig(GRPOConfig):
         target = self.topr_target_positive_fraction
         if target is not None and not 0 < target < 1:
             raise ValueError(f"topr_target_positive_fraction={target} must be in (0, 1), e.g. 0.15, or None.")
+        if target is not None and self.topr_baseline != 0.0:
+            raise ValueError(
+                f"topr_target_positive_fraction={target} computes the baseline for every batch, so "
+                f"topr_baseline={self.topr_baseline} would be ignored: set only one of them."
+            )
         if self.policy_loss == TRL_POLICY_LOSS:
             return
 
