@@ -171,8 +171,7 @@ class ReasoningGRPOTrainer(GRPOTrainer):
                 output["tool_mask"] = output["tool_mask"] * local_keep
             output["num_items_in_batch"] = (loss_tokens * keep).sum()
         if self.policy_loss is not None:
-            kept_correct = correct & scorable
-            positive_fraction = kept_correct.sum() / scorable.sum().clamp(min=1)
+            positive_fraction = (correct & scorable).sum() / scorable.sum().clamp(min=1)
             loss_inputs = {
                 "rewards": rewards,
                 "correct": correct,
