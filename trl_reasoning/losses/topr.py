@@ -38,7 +38,12 @@ from .base import PolicyLossOutput, register_policy_loss
 # it does not count as "truncated" in the metric.
 _RATIO_NOISE = 1e-6
 
+RATIO_LEVELS = ("sequence", "token")
+TAPER_BY = ("reward", "coefficient")
+
 __all__ = [
+    "RATIO_LEVELS",
+    "TAPER_BY",
     "topr_baseline_for_positive_fraction",
     "topr_effective_positive_fraction",
     "topr_loss",
@@ -72,10 +77,10 @@ def topr_loss(
         1e-6 of 0 count as π = μ),
         ``topr/positive_fraction`` and ``topr/baseline``.
     """
-    if ratio_level not in ("sequence", "token"):
-        raise ValueError(f"`ratio_level` must be 'sequence' or 'token', got {ratio_level!r}.")
-    if taper_by not in ("reward", "coefficient"):
-        raise ValueError(f"`taper_by` must be 'reward' or 'coefficient', got {taper_by!r}.")
+    if ratio_level not in RATIO_LEVELS:
+        raise ValueError(f"`ratio_level` must be one of {list(RATIO_LEVELS)}, got {ratio_level!r}.")
+    if taper_by not in TAPER_BY:
+        raise ValueError(f"`taper_by` must be one of {list(TAPER_BY)}, got {taper_by!r}.")
     if per_token_logps.shape != mask.shape:
         raise ValueError(f"`mask` {tuple(mask.shape)} must match `per_token_logps` {tuple(per_token_logps.shape)}.")
     mask = mask.to(per_token_logps.dtype)

@@ -11,6 +11,7 @@ from trl import GRPOConfig
 
 from ..advantages import advantage_estimator_names, get_advantage_estimator
 from ..losses import TRL_POLICY_LOSS, get_policy_loss, policy_loss_names
+from ..losses.topr import RATIO_LEVELS, TAPER_BY
 
 
 # TRL loss types that normalise by a token count (so a dropped sample, whose tokens are masked out, leaves the
@@ -221,8 +222,8 @@ class ReasoningGRPOConfig(GRPOConfig):
                 "`trl_reasoning.register_policy_loss`)."
             )
         _check_choice("topr_reward_source", self.topr_reward_source, ("signed_correctness", "reward"))
-        _check_choice("topr_ratio_level", self.topr_ratio_level, ("sequence", "token"))
-        _check_choice("topr_taper_by", self.topr_taper_by, ("reward", "coefficient"))
+        _check_choice("topr_ratio_level", self.topr_ratio_level, RATIO_LEVELS)
+        _check_choice("topr_taper_by", self.topr_taper_by, TAPER_BY)
         for name in ("length_lambda", "drpo_tau"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be > 0 (the paper uses {_DEFAULTS[name]}).")

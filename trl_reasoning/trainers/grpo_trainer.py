@@ -27,6 +27,7 @@ from trl.trainer.utils import split_pixel_values_by_grid, split_tensor_dict, uns
 from ..advantages import get_advantage_estimator
 from ..losses import TRL_POLICY_LOSS, get_policy_loss
 from .grpo_config import ReasoningGRPOConfig
+from .metrics import mean_over_processes
 
 
 # Model inputs besides the token ids that TRL's log-prob helper accepts (vision-language models).
@@ -249,14 +250,9 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         if self.aux_loss_enabled:
             loss = loss + self.router_aux_loss_coef * aux_loss / normalizer
 
-        # Average each metric over processes, ignoring NaN ("nothing to measure here"), in one collective.
-        names = ["entropy", *output.metrics]
         entropy = (entropies * mask).sum() / mask.sum().clamp(min=1)
-        local = torch.stack(
-            [torch.as_tensor(v, dtype=torch.float32, device=loss.device) for v in (entropy, *output.metrics.values())]
-        )
-        gathered = self.accelerator.gather(local.detach()).view(-1, len(names))
-        for name, value in zip(names, gathered.nanmean(dim=0).tolist(), strict=True):
+        metrics = mean_over_processes(self.accelerator, {"entropy": entropy, **output.metrics}, loss.device)
+        for name, value in metrics.items():
             self._metrics[mode][name].append(value)
         return loss
 

@@ -37,16 +37,14 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from trl.trainer.utils import global_then_local_main_first
 
-from ..losses.topr import topr_baseline_for_positive_fraction, topr_loss
+from ..losses.topr import RATIO_LEVELS, TAPER_BY, topr_baseline_for_positive_fraction, topr_loss
 from ..papers import TOPR
+from .metrics import mean_over_processes
 
 
 logger = get_logger(__name__)
 
 __all__ = ["DataCollatorForOfflineTOPR", "OfflineTOPRConfig", "OfflineTOPRTrainer"]
-
-RATIO_LEVELS = ("sequence", "token")
-TAPER_BY = ("reward", "coefficient")
 
 
 @dataclass
@@ -570,10 +568,7 @@ class OfflineTOPRTrainer(SFTTrainer):
         if outputs.entropy is not None:
             entropy = outputs.entropy[:, -mask.size(1) :].detach()
             local["entropy"] = (entropy * mask).sum() / mask.sum().clamp(min=1)
-        names = list(local)
-        stacked = torch.stack([torch.as_tensor(local[n], device=device).float().reshape(()) for n in names])
-        gathered = self.accelerator.gather(stacked).view(-1, len(names)).nanmean(dim=0).tolist()
-        for name, value in zip(names, gathered, strict=True):
+        for name, value in mean_over_processes(self.accelerator, local, device).items():
             if not math.isnan(value):
                 self._metrics[mode][name].append(value)
         if mode == "train":
