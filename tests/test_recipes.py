@@ -11,22 +11,27 @@ import pytest
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.mark.slow
-def test_grpo_recipe_embedded_default_runs(tmp_path):
+def run_demo_recipe(output_dir: Path, *flags: str) -> subprocess.CompletedProcess:
+    """``recipes/grpo.py`` on the embedded default (demo.yaml) with extra flags; asserts it exits cleanly."""
     cmd = [
         sys.executable,
         str(ROOT / "recipes" / "grpo.py"),
         "--config",
         str(ROOT / "recipes" / "configs" / "demo.yaml"),
         "--output_dir",
-        str(tmp_path),
-        "--max_steps",
-        "2",
+        str(output_dir),
+        *flags,
     ]
     result = subprocess.run(
         cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"}
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_grpo_recipe_embedded_default_runs(tmp_path):
+    result = run_demo_recipe(tmp_path, "--max_steps", "2")
     rows = [line.split() for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert [row[0] for row in rows] == ["1", "2"]  # one table row per step: step, reward, correct, length
     assert (tmp_path / "model.safetensors").exists()
@@ -43,21 +48,7 @@ def test_grpo_recipe_embedded_default_runs(tmp_path):
     ids=["drpo", "topr", "beta_norm"],
 )
 def test_grpo_recipe_runs_every_new_method_from_the_command_line(tmp_path, flags, method):
-    cmd = [
-        sys.executable,
-        str(ROOT / "recipes" / "grpo.py"),
-        "--config",
-        str(ROOT / "recipes" / "configs" / "demo.yaml"),
-        "--output_dir",
-        str(tmp_path),
-        "--max_steps",
-        "1",
-        *flags,
-    ]
-    result = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"}
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_demo_recipe(tmp_path, "--max_steps", "1", *flags)
     assert f"method: {method}" in result.stdout
 
 

@@ -26,8 +26,8 @@ from trl.trainer.utils import split_pixel_values_by_grid, split_tensor_dict, uns
 
 from ..advantages import get_advantage_estimator
 from ..losses import TRL_POLICY_LOSS, get_policy_loss
+from .common import mean_over_processes, resolve_config
 from .grpo_config import ReasoningGRPOConfig
-from .metrics import mean_over_processes
 
 
 # Model inputs besides the token ids that TRL's log-prob helper accepts (vision-language models).
@@ -77,14 +77,7 @@ class ReasoningGRPOTrainer(GRPOTrainer):
     _tag_names = ["trl", "grpo", "trl-reasoning"]
 
     def __init__(self, model, reward_funcs=None, args: ReasoningGRPOConfig | None = None, *pos_args, **kwargs):
-        if args is None:
-            model_id = model if isinstance(model, str) else model.config._name_or_path
-            args = ReasoningGRPOConfig(f"{str(model_id).split('/')[-1]}-GRPO")
-        elif not isinstance(args, ReasoningGRPOConfig):
-            raise TypeError(
-                f"`args` must be a trl_reasoning.ReasoningGRPOConfig, got {type(args).__name__}. Build it with "
-                "ReasoningGRPOConfig(**your_grpo_config.to_dict()) to keep your settings."
-            )
+        args = resolve_config(model, args, ReasoningGRPOConfig, "GRPO", "grpo")
         self.advantage_estimator = get_advantage_estimator(args.advantage_estimator)
         self.policy_loss = None if args.policy_loss == TRL_POLICY_LOSS else get_policy_loss(args.policy_loss)
         super().__init__(model, reward_funcs, args, *pos_args, **kwargs)

@@ -39,7 +39,7 @@ from trl.trainer.utils import global_then_local_main_first
 
 from ..losses.topr import RATIO_LEVELS, TAPER_BY, topr_baseline_for_positive_fraction, topr_loss
 from ..papers import TOPR
-from .metrics import mean_over_processes
+from .common import mean_over_processes, resolve_config
 
 
 logger = get_logger(__name__)
@@ -332,14 +332,7 @@ class OfflineTOPRTrainer(SFTTrainer):
     loss_is_scaled_for_ga = False
 
     def __init__(self, model, args: OfflineTOPRConfig | None = None, data_collator=None, *pos_args, **kwargs):
-        if args is None:
-            model_id = model if isinstance(model, str) else model.config._name_or_path
-            args = OfflineTOPRConfig(f"{str(model_id).split('/')[-1]}-TOPR")
-        elif not isinstance(args, OfflineTOPRConfig):
-            raise TypeError(
-                f"`args` must be a trl_reasoning.OfflineTOPRConfig, got {type(args).__name__}. Build it with "
-                "OfflineTOPRConfig(**your_sft_config.to_dict()) to keep your settings."
-            )
+        args = resolve_config(model, args, OfflineTOPRConfig, "TOPR", "sft")
         if kwargs.get("compute_loss_func") is not None:
             raise ValueError("`compute_loss_func` is not supported by OfflineTOPRTrainer: its loss is TOPR's.")
         if kwargs.get("formatting_func") is not None:
