@@ -33,6 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/advantage_throughput.py
 	$(PY) benchmarks/step_overhead.py
+	$(PY) benchmarks/reward_bench.py
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -30,6 +30,7 @@ def make_trainer(
     trainer_kwargs=None,
     model_seed=0,
     model_dtype=torch.float32,
+    train_dataset=None,
     **args,
 ):
     tokenizer = build_tokenizer()
@@ -39,7 +40,7 @@ def make_trainer(
         model=build_tiny_model(tokenizer, seed=model_seed).to(model_dtype),
         reward_funcs=list(reward_funcs),
         args=config,
-        train_dataset=arithmetic_dataset(dataset_size),
+        train_dataset=arithmetic_dataset(dataset_size) if train_dataset is None else train_dataset,
         processing_class=tokenizer,
         **(trainer_kwargs or {}),
     )

@@ -1,26 +1,33 @@
-"""trl-reasoning: reasoning-RL methods from recent papers as drop-in TRL trainers."""
+"""trl-reasoning: reasoning-RL methods from recent papers as drop-in TRL trainers.
 
-from .advantages import (
-    AdvantageEstimator,
-    AdvantageResult,
-    advantage_estimator_names,
-    get_advantage_estimator,
-    register_advantage_estimator,
-)
-from .losses import (
-    PolicyLoss,
-    PolicyLossOutput,
-    drpo_loss,
-    get_policy_loss,
-    policy_loss_names,
-    register_policy_loss,
-    topr_loss,
-)
-from .trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
-from .trainers.topr_offline import OfflineTOPRConfig, OfflineTOPRTrainer
+The top-level names are imported lazily, on first use: ``import trl_reasoning.rewards`` (for example in a reward
+worker process) costs neither torch nor TRL.
+"""
+
+import importlib
+from typing import TYPE_CHECKING
 
 
 __version__ = "0.1.0"
+
+_LAZY_NAMES = {
+    "AdvantageEstimator": ".advantages",
+    "AdvantageResult": ".advantages",
+    "advantage_estimator_names": ".advantages",
+    "get_advantage_estimator": ".advantages",
+    "register_advantage_estimator": ".advantages",
+    "PolicyLoss": ".losses",
+    "PolicyLossOutput": ".losses",
+    "drpo_loss": ".losses",
+    "get_policy_loss": ".losses",
+    "policy_loss_names": ".losses",
+    "register_policy_loss": ".losses",
+    "topr_loss": ".losses",
+    "ReasoningGRPOConfig": ".trainers",
+    "ReasoningGRPOTrainer": ".trainers",
+    "OfflineTOPRConfig": ".trainers.topr_offline",
+    "OfflineTOPRTrainer": ".trainers.topr_offline",
+}
 
 __all__ = [
     "AdvantageEstimator",
@@ -40,3 +47,37 @@ __all__ = [
     "register_policy_loss",
     "topr_loss",
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_NAMES))
+
+
+if TYPE_CHECKING:
+    from .advantages import (
+        AdvantageEstimator,
+        AdvantageResult,
+        advantage_estimator_names,
+        get_advantage_estimator,
+        register_advantage_estimator,
+    )
+    from .losses import (
+        PolicyLoss,
+        PolicyLossOutput,
+        drpo_loss,
+        get_policy_loss,
+        policy_loss_names,
+        register_policy_loss,
+        topr_loss,
+    )
+    from .trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+    from .trainers.topr_offline import OfflineTOPRConfig, OfflineTOPRTrainer
