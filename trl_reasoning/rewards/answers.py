@@ -335,7 +335,6 @@ _SCIENTIFIC_RE = re.compile(rf"([+-]?(?:{_NUM}))\s*(?:\\times|\\cdot|\*|x)\s*10\
 _POWER_OF_TEN_RE = re.compile(r"([+-]?)10\s*\^\s*\{?\s*([+-]?\d{1,4})\s*\}?")
 _E_NOTATION_RE = re.compile(rf"([+-]?(?:{_NUM}))[eE]([+-]?\d{{1,4}})")
 _INFINITY_RE = re.compile(r"([+-]?)\s*(?:\\infty|\\infinity|infinity|inf)")
-_UNITS_TRAILING_RE = _UNIT_WORDS_RE
 
 
 _REPEATING_RE = re.compile(r"([+-]?)(\d*)\.(\d*)\\overline\{(\d{1,50})\}")
@@ -364,7 +363,7 @@ def parse_number(s: str) -> Fraction | float | None:
         value = _parse_number_once(s if _MIXED_RE.fullmatch(s) else s.replace(" ", ""))
         if value is not None:
             return value
-        stripped = _UNITS_TRAILING_RE.sub("", s)  # "5 apples", "12 cm^2"
+        stripped = _UNIT_WORDS_RE.sub("", s)  # "5 apples", "12 cm^2"
         if stripped == s:
             return None
         s = stripped
@@ -507,7 +506,7 @@ def quick_verdict(gold: str, pred: str) -> bool | None:
     gold_answer, pred_answer = parse_answer(gold), parse_answer(pred)
     if isinstance(gold_answer, Invalid) or isinstance(pred_answer, Invalid):
         return False
-    if normalize(gold) == normalize(pred):
+    if gold_answer == pred_answer:  # the same structure: identical once normalised (also hostile answers)
         return True
     try:
         return answers_equal(gold_answer, pred_answer, ExactNumbers(), pred_text=pred)

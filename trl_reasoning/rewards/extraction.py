@@ -92,21 +92,19 @@ def matching_braces(text: str) -> dict[int, int]:
     return closes
 
 
-def last_boxed(text: str) -> str | None:
-    r"""The content of the last ``\boxed{...}``; None if there is none or the last one is never closed."""
+def _final_box(text: str) -> tuple[bool, str | None]:
+    r"""``(found, content)`` of the last ``\boxed{`` (one scan): content None when it is never closed."""
     last = _last_match(_BOXED_RE, text)
     if last is None:
-        return None
+        return False, None
     open_at = last.end() - 1
     close_at = matching_braces(text[open_at:]).get(0)
-    if close_at is None:
-        return None
-    return text[open_at + 1 : open_at + close_at]
+    return True, None if close_at is None else text[open_at + 1 : open_at + close_at]
 
 
-def has_unclosed_boxed(text: str) -> bool:
-    r"""True when the last ``\boxed{`` is never closed (the completion was cut off mid-answer)."""
-    return _last_match(_BOXED_RE, text) is not None and last_boxed(text) is None
+def last_boxed(text: str) -> str | None:
+    r"""The content of the last ``\boxed{...}``; None if there is none or the last one is never closed."""
+    return _final_box(text)[1]
 
 
 def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
@@ -200,10 +198,8 @@ def _clean(answer: str | None) -> str | None:
 
 
 def _extract(text: str, mode: str) -> str | None:
-    if has_unclosed_boxed(text):
-        return None
-    answer = last_boxed(text)
-    if answer is not None or mode == "boxed":
+    boxed, answer = _final_box(text)
+    if boxed or mode == "boxed":  # a last box that is never closed: cut off mid-answer, no answer
         return answer
     # "the answer is X" or "#### X", whichever comes last.
     phrase, hashes = _last_match(_ANSWER_PHRASE_RE, text), _last_match(_GSM8K_RE, text)
