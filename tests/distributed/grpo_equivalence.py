@@ -79,3 +79,8 @@ def main(out_path: str, estimator: str, policy_loss: str = "trl") -> None:
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    # Tear the gloo group down before the interpreter exits: leaving it to process exit can abort a rank with
+    # "terminate called without an active exception" while its background threads are still joinable.
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
