@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/advantage_throughput.py
 	$(PY) benchmarks/step_overhead.py
 	$(PY) benchmarks/reward_bench.py
+	$(PY) benchmarks/critical_token_memory.py
 
 clean:
 	rm -rf outputs .pytest_cache

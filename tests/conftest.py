@@ -11,10 +11,29 @@ os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
-from trl_reasoning.testing import build_tokenizer  # noqa: E402
+from trl_reasoning.testing import build_tiny_model, build_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tokenizer():
     return build_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def random_adapters(tmp_path_factory):
+    """Two randomly initialised LoRA adapters of the tiny model, saved like trained contrastive adapters."""
+    from peft import LoraConfig, get_peft_model
+
+    root = tmp_path_factory.mktemp("adapters")
+    tokenizer = build_tokenizer()
+    paths = []
+    for name, seed in (("positive", 1), ("negative", 2)):
+        torch.manual_seed(seed)
+        config = LoraConfig(r=4, lora_alpha=8, target_modules=["gate_proj", "up_proj", "down_proj"])
+        config.init_lora_weights = False  # random A and B: the adapter changes the model
+        peft_model = get_peft_model(build_tiny_model(tokenizer), config)
+        peft_model.save_pretrained(root / name)
+        paths.append(str(root / name))
+    return paths

@@ -48,3 +48,11 @@ def make_trainer(
 
 def parameters(trainer):
     return {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+
+
+def adapter_logits(path, input_ids, attention_mask):
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(build_tiny_model(build_tokenizer()), path).eval()
+    with torch.no_grad():
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits.double()

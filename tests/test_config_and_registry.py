@@ -147,6 +147,31 @@ def test_overridden_trl_signatures_are_pinned(method):
     assert list(inspect.signature(getattr(GRPOTrainer, method)).parameters) == OVERRIDDEN[method]
 
 
+# trl.DPOTrainer methods CriticalTokenDPOTrainer overrides (or calls), and the collator fields it relies on.
+OVERRIDDEN_DPO = {
+    "_prepare_dataset": ["self", "dataset", "processing_class", "args", "dataset_name"],
+    "_set_signature_columns_if_needed": ["self"],
+    "compute_ref_log_probs": ["self", "model", "inputs"],
+    "_compute_loss": ["self", "model", "inputs", "return_outputs"],
+}
+
+
+@pytest.mark.parametrize("method", sorted(OVERRIDDEN_DPO))
+def test_overridden_trl_dpo_signatures_are_pinned(method):
+    from trl import DPOTrainer
+
+    assert list(inspect.signature(getattr(DPOTrainer, method)).parameters) == OVERRIDDEN_DPO[method]
+
+
+def test_trl_preference_collator_fields_are_pinned():
+    import dataclasses
+
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    fields = [f.name for f in dataclasses.fields(DataCollatorForPreference)]
+    assert fields == ["pad_token_id", "max_length", "truncation_mode", "pad_to_multiple_of", "return_tensors"]
+
+
 @pytest.fixture
 def broken_estimators():
     @register_advantage_estimator("test_wrong_shape")

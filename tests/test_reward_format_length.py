@@ -30,6 +30,11 @@ def conversation(text):
     return [{"role": "assistant", "content": text}]
 
 
+# A linear scan of 200k characters takes milliseconds here; a quadratic one takes minutes. The budget only has to tell
+# the two apart, with room for a busy CI machine (0.1 s was seen to flake at 0.11 s).
+LINEAR_BUDGET_S = 1.0
+
+
 def fastest(fn, *args, repeats=3):
     """Best-of-n wall time, so a busy machine does not make a timing assertion flaky."""
     best = math.inf
@@ -195,8 +200,8 @@ def test_think_format_reward_is_picklable_and_named():
 )
 def test_think_format_reward_is_fast_on_200k_adversarial_input(text, expected):
     assert think_format_reward([text]) == [expected]
-    assert fastest(think_format_reward, [text]) < 0.1
-    assert fastest(get_think_format_reward(think_in_prompt=True), [text]) < 0.1
+    assert fastest(think_format_reward, [text]) < LINEAR_BUDGET_S
+    assert fastest(get_think_format_reward(think_in_prompt=True), [text]) < LINEAR_BUDGET_S
 
 
 # ------------------------------------------------------------------------------------------------- boxed format
@@ -277,13 +282,13 @@ def test_has_boxed_answer_reads_the_last_box_only():
 )
 def test_boxed_format_reward_is_fast_on_200k_adversarial_input(text, expected):
     assert boxed_format_reward([text]) == [expected]
-    assert fastest(boxed_format_reward, [text]) < 0.1
+    assert fastest(boxed_format_reward, [text]) < LINEAR_BUDGET_S
 
 
 def test_boxed_format_reward_finds_the_last_of_many_boxes_fast():
     text = "Try $\\boxed{1}$. " * 12_000 + "No: $\\boxed{2}$."
     assert boxed_format_reward([text]) == [1.0]
-    assert fastest(boxed_format_reward, [text]) < 0.1
+    assert fastest(boxed_format_reward, [text]) < LINEAR_BUDGET_S
 
 
 # ------------------------------------------------------------------------------------------------- soft overlong

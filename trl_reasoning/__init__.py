@@ -18,6 +18,7 @@ _LAZY_NAMES = {
     "register_advantage_estimator": ".advantages",
     "PolicyLoss": ".losses",
     "PolicyLossOutput": ".losses",
+    "cdpo_loss": ".losses",
     "drpo_loss": ".losses",
     "get_policy_loss": ".losses",
     "policy_loss_names": ".losses",
@@ -25,6 +26,8 @@ _LAZY_NAMES = {
     "topr_loss": ".losses",
     "ReasoningGRPOConfig": ".trainers",
     "ReasoningGRPOTrainer": ".trainers",
+    "CriticalTokenDPOConfig": ".trainers.cdpo_trainer",
+    "CriticalTokenDPOTrainer": ".trainers.cdpo_trainer",
     "OfflineTOPRConfig": ".trainers.topr_offline",
     "OfflineTOPRTrainer": ".trainers.topr_offline",
 }
@@ -32,6 +35,8 @@ _LAZY_NAMES = {
 __all__ = [
     "AdvantageEstimator",
     "AdvantageResult",
+    "CriticalTokenDPOConfig",
+    "CriticalTokenDPOTrainer",
     "OfflineTOPRConfig",
     "OfflineTOPRTrainer",
     "PolicyLoss",
@@ -39,6 +44,7 @@ __all__ = [
     "ReasoningGRPOConfig",
     "ReasoningGRPOTrainer",
     "advantage_estimator_names",
+    "cdpo_loss",
     "drpo_loss",
     "get_advantage_estimator",
     "get_policy_loss",
@@ -73,6 +79,7 @@ if TYPE_CHECKING:
     from .losses import (
         PolicyLoss,
         PolicyLossOutput,
+        cdpo_loss,
         drpo_loss,
         get_policy_loss,
         policy_loss_names,
@@ -80,4 +87,5 @@ if TYPE_CHECKING:
         topr_loss,
     )
     from .trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+    from .trainers.cdpo_trainer import CriticalTokenDPOConfig, CriticalTokenDPOTrainer
     from .trainers.topr_offline import OfflineTOPRConfig, OfflineTOPRTrainer

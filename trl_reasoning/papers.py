@@ -57,3 +57,21 @@ BNPO = _paper(
     "Changyi Xiao and Mengdi Zhang and Yixin Cao",
     2025,
 )
+
+CDPO = _paper(
+    "Critical Tokens Matter: Token-Level Contrastive Estimation Enhances LLM's Reasoning Capability",
+    "2411.19943",
+    "lin2024critical",
+    "Zicheng Lin and Tian Liang and Jiahao Xu and Qiuzhi Liu and Xing Wang and Ruilin Luo and Chufan Shi and Siheng "
+    "Li and Yujiu Yang and Zhaopeng Tu",
+    2024,
+)
+
+EMPG = _paper(
+    "Harnessing Uncertainty: Entropy-Modulated Policy Gradients for Long-Horizon LLM Agents",
+    "2509.09265",
+    "wang2025empg",
+    "Jiawei Wang and Jiacai Liu and Yuqian Fu and Yingru Li and Xintao Wang and Yuan Lin and Yu Yue and Lin Zhang "
+    "and Yang Wang and Ke Wang",
+    2025,
+)

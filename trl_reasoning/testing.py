@@ -174,3 +174,48 @@ def scripted_rollout(lengths=None, *, seed: int = 0, logprob: float | None = Non
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": logprobs}
 
     return rollout
+
+
+def warm_up(model, tokenizer, dataset, *, steps: int = 300, learning_rate: float = 3e-3, batch_size: int = 32, seed=0):
+    """A short supervised warm-up on ``dataset`` (``prompt`` + ``answer``): completion-only cross-entropy, AdamW.
+
+    Turns the random tiny model into a policy that answers the embedded task sometimes right and sometimes wrong, as
+    a real base model does, so RL and contrastive estimation have both kinds of samples. Returns the model.
+    """
+    rng = random.Random(seed)
+    rows = list(dataset)
+    eos = tokenizer.eos_token
+
+    def encode(row):
+        prompt = row["prompt"]
+        text = (
+            prompt
+            if isinstance(prompt, str)
+            else tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        )
+        prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(f"{row['answer']}{eos}", add_special_tokens=False)["input_ids"]
+        return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
+
+    encoded = [encode(row) for row in rows]
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    model.train()
+    for _ in range(steps):
+        batch = [encoded[rng.randrange(len(encoded))] for _ in range(batch_size)]
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, (ids, lab) in enumerate(batch):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            labels[i, : len(lab)] = torch.tensor(lab)
+            attention_mask[i, : len(ids)] = 1
+        loss = model(
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), labels=labels.to(device)
+        ).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    return model

@@ -1,6 +1,6 @@
 """Train a few steps on a fixed global batch; rank 0 saves advantages, prompts and parameters.
 
-Run with ``torchrun --nproc_per_node {1,2} grpo_equivalence.py OUT ESTIMATOR [POLICY_LOSS]``: the global batch
+Run with ``torchrun --nproc_per_node {1,2} grpo_equivalence.py OUT ESTIMATOR [POLICY_LOSS [TOKEN_WEIGHTING]]``: the global batch
 (8 completions, 4 per prompt) is the same for any number of processes, and completions come from ``scripted_rollout`` so they
 depend only on the global row, not on each process's sampling RNG.
 """
@@ -25,7 +25,7 @@ from trl_reasoning.testing import (  # noqa: E402
 )
 
 
-def main(out_path: str, estimator: str, policy_loss: str = "trl") -> None:
+def main(out_path: str, estimator: str, policy_loss: str = "trl", token_weighting: str = "none") -> None:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     global_batch = 8
     tokenizer = build_tokenizer()
@@ -33,6 +33,7 @@ def main(out_path: str, estimator: str, policy_loss: str = "trl") -> None:
         output_dir=os.path.dirname(out_path),
         advantage_estimator=estimator,
         policy_loss=policy_loss,
+        token_weighting=token_weighting,
         per_device_train_batch_size=global_batch // world_size,
         num_generations=4,
         max_completion_length=8,

@@ -25,7 +25,8 @@ plus the loss's own parameters. A loss returns a scalar tensor or a :class:`Poli
 the trainer scales it for gradient accumulation. A loss that couples the completions of one prompt registers with
 ``needs_whole_groups=True``: the trainer then shuffles and splits batches by whole groups.
 
-Built-ins, one module each: ``topr`` (:mod:`.topr`), ``drpo`` (:mod:`.drpo`).
+Built-ins, one module each: ``topr`` (:mod:`.topr`), ``drpo`` (:mod:`.drpo`). The pairwise cDPO loss
+(:func:`cdpo_loss`, :mod:`.cdpo`) is used by ``CriticalTokenDPOTrainer``, not by the GRPO trainer's registry.
 """
 
 from .base import (
@@ -36,14 +37,17 @@ from .base import (
     policy_loss_names,
     register_policy_loss,
 )
+from .cdpo import CDPO_FORMS, cdpo_loss
 from .drpo import drpo_length_weights, drpo_loss
 from .topr import topr_baseline_for_positive_fraction, topr_effective_positive_fraction, topr_loss
 
 
 __all__ = [
+    "CDPO_FORMS",
     "TRL_POLICY_LOSS",
     "PolicyLoss",
     "PolicyLossOutput",
+    "cdpo_loss",
     "drpo_length_weights",
     "drpo_loss",
     "get_policy_loss",

@@ -18,6 +18,9 @@ from ..losses.topr import RATIO_LEVELS, TAPER_BY
 # denominator). The others average over sequences or divide by a constant.
 TOKEN_LEVEL_LOSS_TYPES = ("dapo", "bnpo", "cispo", "vespo")
 
+# Values of `token_weighting` (besides None).
+TOKEN_WEIGHTINGS = ("critical_tokens", "entropy")
+
 
 @dataclass
 class ReasoningGRPOConfig(GRPOConfig):
@@ -51,6 +54,14 @@ class ReasoningGRPOConfig(GRPOConfig):
             ratio level and which samples are tapered.
         beta_norm_decompose (`bool`, defaults to `False`):
             BNPO's advantage decomposition: one Beta-normalised advantage per reward function, then averaged.
+        token_weighting (`str` or `None`, defaults to `None`):
+            Per-token weights on the advantages, so TRL's loss sees `A_i · w_{i,t}`: `"critical_tokens"` (incorrect
+            completions' tokens weighted by `1 − s_t` from the two contrastive adapters, cDPO's weights brought to
+            GRPO) or `"entropy"` (EMPG's entropy scale on every token).
+        critical_positive_adapter, critical_negative_adapter, critical_beta:
+            The contrastive adapters' paths and β, for `token_weighting="critical_tokens"`.
+        entropy_modulation_k (`float`, defaults to `1.0`):
+            EMPG's k, for `token_weighting="entropy"`.
     """
 
     advantage_estimator: str = field(
@@ -169,8 +180,39 @@ class ReasoningGRPOConfig(GRPOConfig):
         },
     )
 
+    token_weighting: str | None = field(
+        default=None,
+        metadata={
+            "help": "Per-token weights on the advantages (TRL's loss then sees (B, T) advantages A_i * w_it). None "
+            "(default): none. 'critical_tokens': the tokens of incorrect completions get 1 - s_t, their "
+            "contrastive-estimation score under the positive and negative adapters (cDPO, arXiv 2411.19943; needs "
+            "critical_positive_adapter and critical_negative_adapter); correct completions keep weight 1. "
+            "'entropy': every token gets EMPG's self-calibrating scale exp(-k H~_t) / mean (arXiv 2509.09265), H~ the "
+            "policy's entropy min-max normalised over the generation batch.",
+            "choices": [None, *TOKEN_WEIGHTINGS],
+        },
+    )
+    critical_positive_adapter: str | None = field(
+        default=None,
+        metadata={"help": "token_weighting='critical_tokens': path of the positive contrastive LoRA adapter."},
+    )
+    critical_negative_adapter: str | None = field(
+        default=None,
+        metadata={"help": "token_weighting='critical_tokens': path of the negative contrastive LoRA adapter."},
+    )
+    critical_beta: float = field(
+        default=1.0,
+        metadata={"help": "beta of the contrastive estimation softmax((1+beta) z_pos - beta z_neg); >= 0 (paper: 1)."},
+    )
+    entropy_modulation_k: float = field(
+        default=1.0,
+        metadata={"help": "token_weighting='entropy': EMPG's k > 0 in exp(-k H~) (the paper fixes k = 1)."},
+    )
+
     def __post_init__(self):
         super().__post_init__()
+        if self.token_weighting in ("none", "None", ""):
+            self.token_weighting = None  # the CLI passes strings
         if isinstance(self.advantage_estimator_kwargs, str):
             self.advantage_estimator_kwargs = json.loads(self.advantage_estimator_kwargs)
         if isinstance(self.policy_loss_kwargs, str):
@@ -213,6 +255,30 @@ class ReasoningGRPOConfig(GRPOConfig):
             )
 
         self._check_policy_loss()
+        self._check_token_weighting()
+
+    def _check_token_weighting(self) -> None:
+        if self.token_weighting is None:
+            return
+        _check_choice("token_weighting", self.token_weighting, TOKEN_WEIGHTINGS)
+        if self.policy_loss != TRL_POLICY_LOSS:
+            raise ValueError(
+                f"token_weighting={self.token_weighting!r} weights the advantages of TRL's loss; policy_loss="
+                f"{self.policy_loss!r} computes its own. Use policy_loss='trl' with token weighting."
+            )
+        adapters = (self.critical_positive_adapter, self.critical_negative_adapter)
+        if self.token_weighting == "critical_tokens" and None in adapters:
+            raise ValueError(
+                "token_weighting='critical_tokens' scores tokens with the two contrastive adapters: set "
+                "critical_positive_adapter and critical_negative_adapter (trained with "
+                "trl_reasoning.critical_tokens.train_contrastive_adapters)."
+            )
+        if not (math.isfinite(self.critical_beta) and self.critical_beta >= 0):
+            raise ValueError(f"critical_beta={self.critical_beta} must be a finite number >= 0 (paper: 1.0).")
+        if not (math.isfinite(self.entropy_modulation_k) and self.entropy_modulation_k > 0):
+            raise ValueError(
+                f"entropy_modulation_k={self.entropy_modulation_k} must be a finite number > 0 (EMPG: 1)."
+            )
 
     def _check_policy_loss(self) -> None:
         if self.policy_loss != TRL_POLICY_LOSS and self.policy_loss not in policy_loss_names():

@@ -12,6 +12,10 @@ keeps its own slice. This trainer overrides four methods, once each:
 * ``_compute_loss`` — TRL's for ``policy_loss="trl"``; otherwise the same log-prob computation followed by the
   registered policy loss.
 
+With ``token_weighting`` set, the generation step also turns each sample's advantage into a per-token one,
+``A_i · w_{i,t}`` (critical-token weights from two contrastive adapters, or EMPG's entropy scale), which TRL's loss
+accepts as a (B, T) tensor.
+
 Everything else (generation with transformers or vLLM, PEFT, ``loss_type``, reference-model KL, logging,
 checkpointing) is TRL's own code.
 """
@@ -26,6 +30,7 @@ from trl.trainer.utils import split_pixel_values_by_grid, split_tensor_dict, uns
 
 from ..advantages import get_advantage_estimator
 from ..losses import TRL_POLICY_LOSS, get_policy_loss
+from ..token_weights import entropy_modulation
 from .common import mean_over_processes, resolve_config
 from .grpo_config import ReasoningGRPOConfig
 
@@ -80,7 +85,22 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         args = resolve_config(model, args, ReasoningGRPOConfig, "GRPO", "grpo")
         self.advantage_estimator = get_advantage_estimator(args.advantage_estimator)
         self.policy_loss = None if args.policy_loss == TRL_POLICY_LOSS else get_policy_loss(args.policy_loss)
+        # Critical-token weights are scored on a frozen copy of the base model carrying the two contrastive adapters,
+        # taken before TRL wraps the policy.
+        self._critical_scorer = None
+        if args.token_weighting == "critical_tokens":
+            from ..critical_tokens.scoring import ContrastiveScorer
+
+            self._critical_scorer = ContrastiveScorer.from_policy(
+                model,
+                args.critical_positive_adapter,
+                args.critical_negative_adapter,
+                beta=args.critical_beta,
+                model_init_kwargs=args.model_init_kwargs,
+            )
         super().__init__(model, reward_funcs, args, *pos_args, **kwargs)
+        if self._critical_scorer is not None:
+            self._critical_scorer.to(self.accelerator.device)
         self._correctness_index = self._resolve_correctness_reward(args.correctness_reward)
         self._last_rewards_per_func: torch.Tensor | None = None
         self._set_model_card_method()
@@ -158,6 +178,9 @@ class ReasoningGRPOTrainer(GRPOTrainer):
 
         local = slice(self.accelerator.process_index * len(inputs), (self.accelerator.process_index + 1) * len(inputs))
         output["advantages"] = advantages[local]
+        if self.args.token_weighting is not None:
+            token_weights = self._token_weights(output, (scorable & ~correct)[local], mode)
+            output["advantages"] = output["advantages"].unsqueeze(1) * token_weights
         if not keep.all():
             local_keep = keep[local].unsqueeze(1).to(completion_mask.dtype)
             output["completion_mask"] = completion_mask * local_keep
@@ -185,6 +208,61 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         for name, value in estimator_metrics.items():
             self._metrics[mode][name].append(float(value))
         return output
+
+    @torch.no_grad()
+    def _token_weights(self, batch: dict[str, Any], incorrect: torch.Tensor, mode: str) -> torch.Tensor:
+        """(B, T) weights on this process's completion tokens for ``args.token_weighting``; logs their metrics."""
+        prompt_ids, completion_ids = batch["prompt_ids"], batch["completion_ids"]
+        completion_mask = batch["completion_mask"]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([batch["prompt_mask"], completion_mask], dim=1)
+        metrics = self._metrics[mode]
+        if self.args.token_weighting == "critical_tokens":
+            scoring_mask = torch.cat([torch.zeros_like(prompt_ids), completion_mask * incorrect.unsqueeze(1)], dim=1)
+            critical = self._critical_scorer.weights(input_ids, attention_mask, scoring_mask)[:, prompt_ids.size(1) :]
+            critical = critical.to(completion_mask.device)
+            scored = scoring_mask[:, prompt_ids.size(1) :].bool()
+            weights = torch.where(scored, critical, torch.ones_like(critical))
+            stats = torch.stack([scored.sum(), (critical * scored).sum(), ((critical < 0.5) & scored).sum()]).float()
+            tokens, total, below = self.accelerator.gather(stats).view(-1, 3).sum(dim=0).tolist()
+            if tokens > 0:
+                metrics["critical/weight_mean"].append(total / tokens)
+                metrics["critical/frac_below_0.5"].append(below / tokens)
+            return weights
+        _, entropies, _ = self._get_per_token_logps_and_entropies(
+            self.model,
+            input_ids,
+            attention_mask,
+            completion_ids.size(1),
+            batch_size=self.args.per_device_train_batch_size
+            if mode == "train"
+            else self.args.per_device_eval_batch_size,
+            compute_entropy=True,
+        )
+        weights = entropy_modulation(
+            entropies, completion_mask, k=self.args.entropy_modulation_k, gather=self.accelerator.gather
+        )
+        stats = torch.stack([completion_mask.sum(), (entropies * completion_mask).sum()]).float()
+        tokens, entropy_sum = self.accelerator.gather(stats).view(-1, 2).sum(dim=0).tolist()
+        valid = completion_mask.bool()
+        low, high = (
+            self.accelerator.gather(
+                torch.stack(
+                    [
+                        weights[valid].min() if valid.any() else weights.new_tensor(float("inf")),
+                        -(weights[valid].max() if valid.any() else weights.new_tensor(float("-inf"))),
+                    ]
+                )
+            )
+            .view(-1, 2)
+            .min(dim=0)
+            .values.tolist()
+        )
+        if tokens > 0:
+            metrics["token_weight/entropy_mean"].append(entropy_sum / tokens)
+            metrics["token_weight/scale_min"].append(low)
+            metrics["token_weight/scale_max"].append(-high)
+        return weights
 
     def _prepare_inputs(self, generation_batch: dict[str, Any]) -> dict[str, Any]:
         if not (self.model.training and self.policy_loss is not None and self.policy_loss.needs_whole_groups):

@@ -1,0 +1,238 @@
+"""cDPO ("Critical Tokens Matter", Lin et al. 2024, arXiv 2411.19943): the whole critical-token pipeline.
+
+Stages, each cached under ``--output_dir`` so a rerun resumes where it stopped:
+
+1. ``samples/`` — ``--num_samples`` completions per training prompt from the base model, labelled by the reward;
+2. selection — one correct trajectory per question (positive set), the most frequent wrong answers covering
+   ``--negative_top_p`` of the wrong samples (negative set), one (correct, wrong) pair per question;
+3. ``adapters/positive``, ``adapters/negative`` — two LoRA adapters on one base, trained with TRL's SFTTrainer;
+4. ``pairs/`` — the pairs with ``rejected_token_weights`` = 1 − s_t, s_t = softmax(2 z_pos − z_neg)[y_t];
+5. cDPO training (``CriticalTokenDPOTrainer``), then greedy accuracy on held-out prompts before and after.
+
+With no ``--model_name_or_path`` / ``--dataset_name`` it runs on the embedded default: a tiny in-process Qwen2 model,
+warmed up with a short supervised phase (cached in ``warmup/``) so that it answers the arithmetic task sometimes right
+and sometimes wrong, on a CPU, with nothing downloaded.
+
+    # embedded default (CPU, about a minute)
+    python recipes/cdpo.py --config recipes/configs/cdpo_demo.yaml --output_dir outputs/cdpo
+    # a real model and dataset: run stages 1-4 in one process, then train on 1..N GPUs (stages are cached)
+    python recipes/cdpo.py --model_name_or_path deepseek-ai/deepseek-math-7b-instruct --dataset_name <dataset> \
+        --answer_column answer --num_samples 64 --sample_temperature 0.3 --use_peft --lora_r 16 --lora_alpha 32 \
+        --learning_rate 4e-5 --num_train_epochs 3 --output_dir outputs/cdpo --pipeline_only
+    accelerate launch recipes/cdpo.py <the same flags, without --pipeline_only>
+
+Real datasets are scored with ``trl_reasoning.rewards.accuracy_reward`` against the answer column.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from datasets import Dataset, load_from_disk
+from trl import ModelConfig, TrlParser, get_peft_config
+
+from trl_reasoning import CriticalTokenDPOConfig, CriticalTokenDPOTrainer
+from trl_reasoning.critical_tokens import (
+    ContrastiveScorer,
+    contrastive_sft_config,
+    sample_completions,
+    score_preference_dataset,
+    select_contrastive_data,
+    train_contrastive_adapters,
+)
+from trl_reasoning.testing import arithmetic_dataset, arithmetic_reward, build_tiny_model, build_tokenizer, warm_up
+
+
+@dataclass
+class CDPOScriptArguments:
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "Hub name or local path of the dataset. Default: the embedded arithmetic task."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to sample training prompts from."})
+    prompt_column: str = field(default="prompt", metadata={"help": "Column holding the prompt (text or messages)."})
+    answer_column: str = field(default="answer", metadata={"help": "Column holding the gold answer."})
+    num_train_prompts: int = field(default=64, metadata={"help": "Training prompts (generated, or the first N)."})
+    num_eval_prompts: int = field(default=64, metadata={"help": "Held-out prompts for accuracy before/after."})
+    num_samples: int = field(default=8, metadata={"help": "Completions sampled per prompt (paper: 64)."})
+    sample_temperature: float = field(
+        default=1.0,
+        metadata={"help": "Sampling temperature; the paper picks it so each question has about 10 wrong answers."},
+    )
+    max_new_tokens: int = field(default=8, metadata={"help": "Generation budget for sampling and evaluation."})
+    negative_top_p: float = field(
+        default=0.5, metadata={"help": "Share of wrong samples the kept wrong answers must cover (paper: 0.5)."}
+    )
+    adapter_learning_rate: float = field(default=3e-4, metadata={"help": "LoRA SFT learning rate (paper: 3e-4)."})
+    adapter_epochs: float = field(default=1.0, metadata={"help": "LoRA SFT epochs per adapter (paper: 1)."})
+    adapter_warmup_steps: int = field(default=100, metadata={"help": "LoRA SFT warm-up steps (official code: 100)."})
+    warmup_sft_steps: int = field(
+        default=200, metadata={"help": "Embedded default only: supervised warm-up steps of the tiny model."}
+    )
+    pipeline_only: bool = field(
+        default=False, metadata={"help": "Stop after writing the weighted pairs (stages 1-4), before cDPO training."}
+    )
+
+
+_LAST_INTEGER = re.compile(r"-?\d+")
+
+
+def last_integer(text: str) -> str | None:
+    found = _LAST_INTEGER.findall(text)
+    return found[-1] if found else None
+
+
+def load_task(script_args: CDPOScriptArguments, seed: int):
+    """(model or path, tokenizer, train prompts, eval prompts, reward, answer extractor)."""
+    if script_args.dataset_name is None:
+        train = arithmetic_dataset(script_args.num_train_prompts, seed=seed, max_operand=9, operations="+")
+        evaluation = arithmetic_dataset(script_args.num_eval_prompts, seed=seed + 1, max_operand=9, operations="+")
+        return train, evaluation, arithmetic_reward, last_integer
+    from datasets import load_dataset
+
+    from trl_reasoning.rewards import accuracy_reward, extract_final_answer
+
+    dataset = load_dataset(script_args.dataset_name, script_args.dataset_config, split=script_args.dataset_train_split)
+    dataset = dataset.rename_columns(
+        {old: new for old, new in ((script_args.prompt_column, "prompt"), (script_args.answer_column, "solution"))}
+    ).select_columns(["prompt", "solution"])
+    train = dataset.select(range(min(script_args.num_train_prompts, len(dataset))))
+    rest = range(len(train), min(len(train) + script_args.num_eval_prompts, len(dataset)))
+    return train, dataset.select(rest), accuracy_reward, extract_final_answer
+
+
+def base_model(model_args: ModelConfig, script_args: CDPOScriptArguments, train: Dataset, output_dir: Path, seed: int):
+    if model_args.model_name_or_path is not None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+        return AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, dtype=model_args.dtype), tokenizer
+    tokenizer = build_tokenizer()
+    cache = output_dir / "warmup"
+    if (cache / "config.json").exists():
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(cache), tokenizer
+    model = warm_up(build_tiny_model(tokenizer, seed=seed), tokenizer, train, steps=script_args.warmup_sft_steps)
+    model.save_pretrained(cache)
+    return model, tokenizer
+
+
+@torch.no_grad()
+def greedy_accuracy(model, tokenizer, dataset, reward, max_new_tokens: int) -> float:
+    samples = sample_completions(
+        model, tokenizer, dataset, reward, num_samples=1, max_new_tokens=max_new_tokens, temperature=0
+    )
+    return sum(samples["correct"]) / max(len(samples), 1)
+
+
+def run_pipeline(script_args, training_args, model, tokenizer, train, reward, extractor, output_dir: Path) -> Dataset:
+    """Stages 1-4; each is skipped when its output is already on disk."""
+    pairs_dir = output_dir / "pairs"
+    if (pairs_dir / "dataset_info.json").exists():
+        return load_from_disk(str(pairs_dir))
+    samples_dir = output_dir / "samples"
+    if (samples_dir / "dataset_info.json").exists():
+        samples = load_from_disk(str(samples_dir))
+    else:
+        samples = sample_completions(
+            model,
+            tokenizer,
+            train,
+            reward,
+            num_samples=script_args.num_samples,
+            max_new_tokens=script_args.max_new_tokens,
+            temperature=script_args.sample_temperature,
+            answer_extractor=extractor,
+            seed=training_args.seed,
+        )
+        samples.save_to_disk(str(samples_dir))
+    data = select_contrastive_data(samples, negative_top_p=script_args.negative_top_p, seed=training_args.seed)
+    print("selection:", json.dumps(data.stats))
+    if len(data.pairs) == 0:
+        raise SystemExit("No question has both a correct and a wrong sample: raise --num_samples or the temperature.")
+    adapters_dir = output_dir / "adapters"
+    if not (adapters_dir / "negative" / "adapter_config.json").exists():
+        sft_config = contrastive_sft_config(
+            str(adapters_dir / "sft"),
+            learning_rate=script_args.adapter_learning_rate,
+            num_train_epochs=script_args.adapter_epochs,
+            warmup_steps=script_args.adapter_warmup_steps,
+            seed=training_args.seed,
+            # one process runs both trainers, so the adapters' precision must match the cDPO run's
+            bf16=training_args.bf16,
+            fp16=training_args.fp16,
+            use_cpu=training_args.use_cpu,
+        )
+        train_contrastive_adapters(
+            copy.deepcopy(model),
+            tokenizer,
+            data.positive,
+            data.negative,
+            output_dir=str(adapters_dir),
+            sft_config=sft_config,
+        )
+    scorer = ContrastiveScorer.from_policy(
+        model, str(adapters_dir / "positive"), str(adapters_dir / "negative"), beta=training_args.critical_beta
+    )
+    pairs = score_preference_dataset(data.pairs, scorer, tokenizer, column=training_args.rejected_weights_column)
+    pairs.save_to_disk(str(pairs_dir))
+    return pairs
+
+
+def main(script_args: CDPOScriptArguments, training_args: CriticalTokenDPOConfig, model_args: ModelConfig) -> None:
+    output_dir = Path(training_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    state = PartialState()
+    train, evaluation, reward, extractor = load_task(script_args, training_args.seed)
+    model, tokenizer = base_model(model_args, script_args, train, output_dir, training_args.seed)
+    if state.num_processes > 1 and not (output_dir / "pairs" / "dataset_info.json").exists():
+        raise SystemExit(
+            "Run the pipeline stages once in a single process first (python recipes/cdpo.py ... --pipeline_only); "
+            "the distributed launch then trains cDPO on the cached pairs."
+        )
+    pairs = run_pipeline(script_args, training_args, model, tokenizer, train, reward, extractor, output_dir)
+    if script_args.pipeline_only:
+        return
+    before = greedy_accuracy(model, tokenizer, evaluation, reward, script_args.max_new_tokens)
+    peft_config = get_peft_config(model_args)
+    # The reference is the base model: the adapter-disabled policy under PEFT, else a frozen copy (TRL would reload
+    # it from the hub by name, which the in-process embedded model does not have).
+    needs_reference = peft_config is None and not training_args.precompute_ref_log_probs
+    trainer = CriticalTokenDPOTrainer(
+        model=model,
+        ref_model=copy.deepcopy(model) if needs_reference else None,
+        args=training_args,
+        train_dataset=pairs,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.train()
+    trainer.save_model(training_args.output_dir)
+    if state.is_main_process:
+        policy = trainer.accelerator.unwrap_model(trainer.model)
+        after = greedy_accuracy(policy, tokenizer, evaluation, reward, script_args.max_new_tokens)
+        weights = [w for row in pairs[training_args.rejected_weights_column] for w in row]
+        summary = {
+            "pairs": len(pairs),
+            "rejected_weight_mean": sum(weights) / len(weights),
+            "accuracy_before": before,
+            "accuracy_after": after,
+            "steps": trainer.state.global_step,
+        }
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        print(f"accuracy before cDPO: {before:.3f}  after: {after:.3f}  ({len(pairs)} pairs)")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    parser = TrlParser((CDPOScriptArguments, CriticalTokenDPOConfig, ModelConfig))
+    main(*parser.parse_args_and_config())

@@ -1,0 +1,97 @@
+"""Sample and label completions for contrastive estimation (cDPO step 1, Lin et al. 2024, arXiv 2411.19943).
+
+The paper samples ``N = 64`` completions per training question from the base model, at a temperature chosen so that
+each question has about ten wrong answers, and labels them with the final-answer verifier. :func:`sample_completions`
+does this with ``transformers`` generation (for large runs, sample with vLLM or TRL and pass the rows to
+:func:`~trl_reasoning.critical_tokens.select_contrastive_data` directly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+__all__ = ["sample_completions"]
+
+
+@torch.no_grad()
+def sample_completions(
+    model,
+    tokenizer,
+    dataset,
+    reward_func: Callable,
+    *,
+    num_samples: int = 8,
+    max_new_tokens: int = 256,
+    temperature: float = 1.0,
+    batch_size: int = 32,
+    answer_extractor: Callable[[str], str | None] | None = None,
+    correct_threshold: float = 1.0,
+    seed: int = 0,
+):
+    """``num_samples`` completions per row of ``dataset`` (a ``prompt`` column plus the reward's columns), labelled.
+
+    Returns a ``datasets.Dataset`` with ``prompt``, ``completion`` (text, or one assistant message for conversational
+    prompts), ``reward``, ``correct`` (``reward >= correct_threshold``) and ``extracted_answer`` (by
+    ``answer_extractor``, default :func:`trl_reasoning.rewards.extract_final_answer`), plus the dataset's other
+    columns. ``reward_func`` has TRL's reward signature. ``temperature=0`` decodes greedily.
+    """
+    from datasets import Dataset
+
+    if "prompt" not in dataset.column_names:
+        raise ValueError(f"The dataset needs a 'prompt' column; it has {dataset.column_names}.")
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature} must be >= 0 (0 decodes greedily).")
+    if num_samples < 1 or batch_size < 1:
+        raise ValueError(f"num_samples={num_samples} and batch_size={batch_size} must be >= 1.")
+    if answer_extractor is None:
+        from ..rewards import extract_final_answer
+
+        answer_extractor = extract_final_answer
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    rows = [row for row in dataset for _ in range(num_samples)]
+    out = []
+    try:
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            conversational = not isinstance(batch[0]["prompt"], str)
+            texts = [
+                tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+                if conversational
+                else row["prompt"]
+                for row in batch
+            ]
+            encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {}
+            generated = model.generate(
+                **encoded,
+                **(sampling or {"do_sample": False}),
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            texts_out = tokenizer.batch_decode(generated[:, encoded["input_ids"].size(1) :], skip_special_tokens=True)
+            completions = [[{"role": "assistant", "content": t}] if conversational else t for t in texts_out]
+            extra = {key: [row[key] for row in batch] for key in batch[0] if key != "prompt"}
+            rewards = reward_func(prompts=[row["prompt"] for row in batch], completions=completions, **extra)
+            for row, completion, text, reward in zip(batch, completions, texts_out, rewards, strict=True):
+                out.append(
+                    {
+                        **row,
+                        "completion": completion,
+                        "reward": reward,
+                        "correct": reward is not None and reward >= correct_threshold,
+                        "extracted_answer": answer_extractor(text),
+                    }
+                )
+    finally:
+        tokenizer.padding_side = padding_side
+        torch.random.set_rng_state(generator_state)
+        model.train(was_training)
+    return Dataset.from_list(out)
