@@ -101,9 +101,9 @@ def load_task(script_args: CDPOScriptArguments, seed: int):
     from trl_reasoning.rewards import accuracy_reward, extract_final_answer
 
     dataset = load_dataset(script_args.dataset_name, script_args.dataset_config, split=script_args.dataset_train_split)
-    dataset = dataset.rename_columns(
-        {old: new for old, new in ((script_args.prompt_column, "prompt"), (script_args.answer_column, "solution"))}
-    ).select_columns(["prompt", "solution"])
+    renames = ((script_args.prompt_column, "prompt"), (script_args.answer_column, "solution"))
+    dataset = dataset.rename_columns({old: new for old, new in renames if old != new})
+    dataset = dataset.select_columns(["prompt", "solution"])
     train = dataset.select(range(min(script_args.num_train_prompts, len(dataset))))
     rest = range(len(train), min(len(train) + script_args.num_eval_prompts, len(dataset)))
     return train, dataset.select(rest), accuracy_reward, extract_final_answer
