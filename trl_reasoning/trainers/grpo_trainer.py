@@ -217,51 +217,44 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attention_mask = torch.cat([batch["prompt_mask"], completion_mask], dim=1)
         metrics = self._metrics[mode]
+        valid = completion_mask.bool()
         if self.args.token_weighting == "critical_tokens":
-            scoring_mask = torch.cat([torch.zeros_like(prompt_ids), completion_mask * incorrect.unsqueeze(1)], dim=1)
-            critical = self._critical_scorer.weights(input_ids, attention_mask, scoring_mask)[:, prompt_ids.size(1) :]
-            critical = critical.to(completion_mask.device)
-            scored = scoring_mask[:, prompt_ids.size(1) :].bool()
-            weights = torch.where(scored, critical, torch.ones_like(critical))
-            stats = torch.stack([scored.sum(), (critical * scored).sum(), ((critical < 0.5) & scored).sum()]).float()
+            scored = valid & incorrect.unsqueeze(1)
+            weights = torch.ones_like(completion_mask, dtype=torch.float32)
+            if scored.any():  # correct completions keep weight 1: score only when a wrong one is here
+                scoring_mask = torch.cat([torch.zeros_like(prompt_ids), scored.long()], dim=1)
+                critical = self._critical_scorer.weights(input_ids, attention_mask, scoring_mask)
+                critical = critical[:, prompt_ids.size(1) :].to(weights.device)
+                weights = torch.where(scored, critical, weights)
+            stats = torch.stack([scored.sum(), (weights * scored).sum(), ((weights < 0.5) & scored).sum()]).float()
             tokens, total, below = self.accelerator.gather(stats).view(-1, 3).sum(dim=0).tolist()
             if tokens > 0:
                 metrics["critical/weight_mean"].append(total / tokens)
                 metrics["critical/frac_below_0.5"].append(below / tokens)
             return weights
+        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
         _, entropies, _ = self._get_per_token_logps_and_entropies(
-            self.model,
-            input_ids,
-            attention_mask,
-            completion_ids.size(1),
-            batch_size=self.args.per_device_train_batch_size
-            if mode == "train"
-            else self.args.per_device_eval_batch_size,
-            compute_entropy=True,
+            self.model, input_ids, attention_mask, completion_ids.size(1), batch_size, compute_entropy=True
         )
         weights = entropy_modulation(
             entropies, completion_mask, k=self.args.entropy_modulation_k, gather=self.accelerator.gather
         )
-        stats = torch.stack([completion_mask.sum(), (entropies * completion_mask).sum()]).float()
-        tokens, entropy_sum = self.accelerator.gather(stats).view(-1, 2).sum(dim=0).tolist()
-        valid = completion_mask.bool()
-        low, high = (
-            self.accelerator.gather(
-                torch.stack(
-                    [
-                        weights[valid].min() if valid.any() else weights.new_tensor(float("inf")),
-                        -(weights[valid].max() if valid.any() else weights.new_tensor(float("-inf"))),
-                    ]
-                )
-            )
-            .view(-1, 2)
-            .min(dim=0)
-            .values.tolist()
-        )
+        inf = weights.new_tensor(float("inf"))
+        stats = torch.stack(
+            [
+                valid.sum(),
+                torch.where(valid, entropies, 0.0).sum(),
+                torch.where(valid, weights, inf).min(),
+                -torch.where(valid, weights, -inf).max(),
+            ]
+        ).float()
+        gathered = self.accelerator.gather(stats).view(-1, 4)
+        tokens, entropy_sum = gathered[:, :2].sum(dim=0).tolist()
+        low, negative_high = gathered[:, 2:].min(dim=0).values.tolist()
         if tokens > 0:
             metrics["token_weight/entropy_mean"].append(entropy_sum / tokens)
             metrics["token_weight/scale_min"].append(low)
-            metrics["token_weight/scale_max"].append(-high)
+            metrics["token_weight/scale_max"].append(-negative_high)
         return weights
 
     def _prepare_inputs(self, generation_batch: dict[str, Any]) -> dict[str, Any]:
