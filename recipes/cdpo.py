@@ -29,11 +29,9 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from accelerate import PartialState
 from datasets import Dataset, load_from_disk
 from trl import ModelConfig, TrlParser, get_peft_config
@@ -47,7 +45,14 @@ from trl_reasoning.critical_tokens import (
     select_contrastive_data,
     train_contrastive_adapters,
 )
-from trl_reasoning.testing import arithmetic_dataset, arithmetic_reward, build_tiny_model, build_tokenizer, warm_up
+from trl_reasoning.testing import (
+    arithmetic_dataset,
+    arithmetic_reward,
+    build_tiny_model,
+    build_tokenizer,
+    last_integer,
+    warm_up,
+)
 
 
 @dataclass
@@ -80,14 +85,6 @@ class CDPOScriptArguments:
     pipeline_only: bool = field(
         default=False, metadata={"help": "Stop after writing the weighted pairs (stages 1-4), before cDPO training."}
     )
-
-
-_LAST_INTEGER = re.compile(r"-?\d+")
-
-
-def last_integer(text: str) -> str | None:
-    found = _LAST_INTEGER.findall(text)
-    return found[-1] if found else None
 
 
 def load_task(script_args: CDPOScriptArguments, seed: int):
@@ -126,7 +123,6 @@ def base_model(model_args: ModelConfig, script_args: CDPOScriptArguments, train:
     return model, tokenizer
 
 
-@torch.no_grad()
 def greedy_accuracy(model, tokenizer, dataset, reward, max_new_tokens: int) -> float:
     samples = sample_completions(
         model, tokenizer, dataset, reward, num_samples=1, max_new_tokens=max_new_tokens, temperature=0

@@ -120,13 +120,18 @@ def completion_text(completion) -> str:
     return completion
 
 
+def last_integer(text: str) -> str | None:
+    """The last integer in ``text`` (the embedded task's final answer), or None."""
+    found = _LAST_INTEGER.findall(text)
+    return found[-1] if found else None
+
+
 def arithmetic_reward(completions, answer, **kwargs) -> list[float]:
     """1.0 when the last integer in the completion equals ``answer``, else 0.0 (TRL reward signature)."""
-    rewards = []
-    for completion, gold in zip(completions, answer, strict=True):
-        found = _LAST_INTEGER.findall(completion_text(completion))
-        rewards.append(1.0 if found and found[-1] == str(gold).strip() else 0.0)
-    return rewards
+    return [
+        1.0 if last_integer(completion_text(completion)) == str(gold).strip() else 0.0
+        for completion, gold in zip(completions, answer, strict=True)
+    ]
 
 
 def coin_reward(completions, **kwargs) -> list[float]:

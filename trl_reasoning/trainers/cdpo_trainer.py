@@ -219,11 +219,6 @@ class _LogProbWeighting:
         finally:
             self.weights = None
 
-    def remove(self) -> None:
-        for handle in self._handles.values():
-            handle.remove()
-        self._handles = {}
-
 
 class CriticalTokenDPOTrainer(DPOTrainer):
     """Drop-in replacement for `trl.DPOTrainer` that trains cDPO: DPO whose rejected tokens are weighted by their
