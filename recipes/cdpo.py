@@ -11,7 +11,8 @@ Stages, each cached under ``--output_dir`` so a rerun resumes where it stopped:
 
 With no ``--model_name_or_path`` / ``--dataset_name`` it runs on the embedded default: a tiny in-process Qwen2 model,
 warmed up with a short supervised phase (cached in ``warmup/``) so that it answers the arithmetic task sometimes right
-and sometimes wrong, on a CPU, with nothing downloaded.
+and sometimes wrong, on a CPU, with nothing downloaded. Dataset, column, chat-template and LoRA flags are the same as
+``recipes/grpo.py``'s.
 
     # embedded default (CPU, about a minute)
     python recipes/cdpo.py --config recipes/configs/cdpo_demo.yaml --output_dir outputs/cdpo
@@ -19,9 +20,11 @@ and sometimes wrong, on a CPU, with nothing downloaded.
     python recipes/cdpo.py --model_name_or_path deepseek-ai/deepseek-math-7b-instruct --dataset_name <dataset> \
         --answer_column answer --num_samples 64 --sample_temperature 0.3 --use_peft --lora_r 16 --lora_alpha 32 \
         --learning_rate 4e-5 --num_train_epochs 3 --output_dir outputs/cdpo --pipeline_only
-    accelerate launch recipes/cdpo.py <the same flags, without --pipeline_only>
+    accelerate launch --config_file $(python -m trl_reasoning.accelerate_configs zero3) recipes/cdpo.py \
+        <the same flags, without --pipeline_only>
 
-Real datasets are scored with ``trl_reasoning.rewards.accuracy_reward`` against the answer column.
+Real datasets are scored with ``trl_reasoning.rewards.accuracy_reward`` against the answer column. The held-out
+greedy accuracy before and after cDPO, the step count and the wall time go to ``<output_dir>/summary.json``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,28 +49,23 @@ from trl_reasoning.critical_tokens import (
     select_contrastive_data,
     train_contrastive_adapters,
 )
-from trl_reasoning.testing import (
-    arithmetic_dataset,
-    arithmetic_reward,
-    build_tiny_model,
-    build_tokenizer,
-    last_integer,
-    warm_up,
+from trl_reasoning.recipes import (
+    DatasetArguments,
+    MetricsTable,
+    add_greedy_accuracy,
+    finish_run,
+    load_policy_model,
+    load_task,
+    load_tokenizer,
+    use_table_logging,
 )
 
 
 @dataclass
-class CDPOScriptArguments:
-    dataset_name: str | None = field(
-        default=None,
-        metadata={"help": "Hub name or local path of the dataset. Default: the embedded arithmetic task."},
+class CDPOScriptArguments(DatasetArguments):
+    chat_template_path: str | None = field(
+        default=None, metadata={"help": "A Jinja chat template file that replaces the tokenizer's own."}
     )
-    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to sample training prompts from."})
-    prompt_column: str = field(default="prompt", metadata={"help": "Column holding the prompt (text or messages)."})
-    answer_column: str = field(default="answer", metadata={"help": "Column holding the gold answer."})
-    num_train_prompts: int = field(default=64, metadata={"help": "Training prompts (generated, or the first N)."})
-    num_eval_prompts: int = field(default=64, metadata={"help": "Held-out prompts for accuracy before/after."})
     num_samples: int = field(default=8, metadata={"help": "Completions sampled per prompt (paper: 64)."})
     sample_temperature: float = field(
         default=1.0,
@@ -79,55 +78,13 @@ class CDPOScriptArguments:
     adapter_learning_rate: float = field(default=3e-4, metadata={"help": "LoRA SFT learning rate (paper: 3e-4)."})
     adapter_epochs: float = field(default=1.0, metadata={"help": "LoRA SFT epochs per adapter (paper: 1)."})
     adapter_warmup_steps: int = field(default=100, metadata={"help": "LoRA SFT warm-up steps (official code: 100)."})
-    warmup_sft_steps: int = field(
-        default=200, metadata={"help": "Embedded default only: supervised warm-up steps of the tiny model."}
-    )
     pipeline_only: bool = field(
         default=False, metadata={"help": "Stop after writing the weighted pairs (stages 1-4), before cDPO training."}
     )
 
 
-def load_task(script_args: CDPOScriptArguments, seed: int):
-    """(model or path, tokenizer, train prompts, eval prompts, reward, answer extractor)."""
-    if script_args.dataset_name is None:
-        train = arithmetic_dataset(script_args.num_train_prompts, seed=seed, max_operand=9, operations="+")
-        evaluation = arithmetic_dataset(script_args.num_eval_prompts, seed=seed + 1, max_operand=9, operations="+")
-        return train, evaluation, arithmetic_reward, last_integer
-    from datasets import load_dataset
-
-    from trl_reasoning.rewards import accuracy_reward, extract_final_answer
-
-    dataset = load_dataset(script_args.dataset_name, script_args.dataset_config, split=script_args.dataset_train_split)
-    renames = ((script_args.prompt_column, "prompt"), (script_args.answer_column, "solution"))
-    dataset = dataset.rename_columns({old: new for old, new in renames if old != new})
-    dataset = dataset.select_columns(["prompt", "solution"])
-    train = dataset.select(range(min(script_args.num_train_prompts, len(dataset))))
-    rest = range(len(train), min(len(train) + script_args.num_eval_prompts, len(dataset)))
-    return train, dataset.select(rest), accuracy_reward, extract_final_answer
-
-
-def base_model(model_args: ModelConfig, script_args: CDPOScriptArguments, train: Dataset, output_dir: Path, seed: int):
-    if model_args.model_name_or_path is not None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
-        return AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, dtype=model_args.dtype), tokenizer
-    tokenizer = build_tokenizer()
-    cache = output_dir / "warmup"
-    if (cache / "config.json").exists():
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM.from_pretrained(cache), tokenizer
-    model = warm_up(build_tiny_model(tokenizer, seed=seed), tokenizer, train, steps=script_args.warmup_sft_steps)
-    model.save_pretrained(cache)
-    return model, tokenizer
-
-
-def greedy_accuracy(model, tokenizer, dataset, reward, max_new_tokens: int) -> float:
-    samples = sample_completions(
-        model, tokenizer, dataset, reward, num_samples=1, max_new_tokens=max_new_tokens, temperature=0
-    )
-    return sum(samples["correct"]) / max(len(samples), 1)
+def make_parser() -> TrlParser:
+    return TrlParser((CDPOScriptArguments, CriticalTokenDPOConfig, ModelConfig))
 
 
 def run_pipeline(script_args, training_args, model, tokenizer, train, reward, extractor, output_dir: Path) -> Dataset:
@@ -184,21 +141,24 @@ def run_pipeline(script_args, training_args, model, tokenizer, train, reward, ex
     return pairs
 
 
-def main(script_args: CDPOScriptArguments, training_args: CriticalTokenDPOConfig, model_args: ModelConfig) -> None:
+def main(script_args: CDPOScriptArguments, training_args: CriticalTokenDPOConfig, model_args: ModelConfig) -> dict:
+    started = time.time()
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     state = PartialState()
-    train, evaluation, reward, extractor = load_task(script_args, training_args.seed)
-    model, tokenizer = base_model(model_args, script_args, train, output_dir, training_args.seed)
+    task = load_task(script_args, seed=training_args.seed)
+    tokenizer = load_tokenizer(model_args, script_args.chat_template_path)
+    model = load_policy_model(model_args, training_args, script_args, tokenizer)
     if state.num_processes > 1 and not (output_dir / "pairs" / "dataset_info.json").exists():
         raise SystemExit(
             "Run the pipeline stages once in a single process first (python recipes/cdpo.py ... --pipeline_only); "
             "the distributed launch then trains cDPO on the cached pairs."
         )
-    pairs = run_pipeline(script_args, training_args, model, tokenizer, train, reward, extractor, output_dir)
+    pairs = run_pipeline(
+        script_args, training_args, model, tokenizer, task.train, task.accuracy, task.answer_extractor, output_dir
+    )
     if script_args.pipeline_only:
-        return
-    before = greedy_accuracy(model, tokenizer, evaluation, reward, script_args.max_new_tokens)
+        return {}
     peft_config = get_peft_config(model_args)
     # The reference is the base model: the adapter-disabled policy under PEFT, else a frozen copy (TRL would reload
     # it from the hub by name, which the in-process embedded model does not have).
@@ -211,24 +171,29 @@ def main(script_args: CDPOScriptArguments, training_args: CriticalTokenDPOConfig
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    use_table_logging(
+        trainer,
+        MetricsTable(
+            {
+                "loss": "loss",
+                "margin": "rewards/margins",
+                "acc": "rewards/accuracies",
+                "weight": "critical/weight_mean",
+            }
+        ),
+    )
+    accuracy = add_greedy_accuracy(
+        trainer, task, max_new_tokens=script_args.eval_max_new_tokens or script_args.max_new_tokens
+    )
     trainer.train()
     trainer.save_model(training_args.output_dir)
-    if state.is_main_process:
-        policy = trainer.accelerator.unwrap_model(trainer.model)
-        after = greedy_accuracy(policy, tokenizer, evaluation, reward, script_args.max_new_tokens)
-        weights = [w for row in pairs[training_args.rejected_weights_column] for w in row]
-        summary = {
-            "pairs": len(pairs),
-            "rejected_weight_mean": sum(weights) / len(weights),
-            "accuracy_before": before,
-            "accuracy_after": after,
-            "steps": trainer.state.global_step,
-        }
-        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        print(f"accuracy before cDPO: {before:.3f}  after: {after:.3f}  ({len(pairs)} pairs)")
+    weights = [w for row in pairs[training_args.rejected_weights_column] for w in row]
+    extra = {"pairs": len(pairs), "rejected_weight_mean": sum(weights) / len(weights)}
+    curves = {"preference accuracy": "rewards/accuracies", "loss": "loss"}
+    summary = finish_run(trainer, started=started, accuracy=accuracy, extra=extra, curves=curves)
+    return summary
 
 
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    parser = TrlParser((CDPOScriptArguments, CriticalTokenDPOConfig, ModelConfig))
-    main(*parser.parse_args_and_config())
+    main(*make_parser().parse_args_and_config())

@@ -137,7 +137,9 @@ def test_cdpo_pipeline_end_to_end(tmp_path):
 
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] > 0 and summary["pairs"] == stats["pairs"]
-    assert "critical/weight_mean" in result.stdout and "critical/frac_below_0.5" in result.stdout
+    logged = {key for row in summary["log_history"] for key in row}
+    assert {"critical/weight_mean", "critical/frac_below_0.5"} <= logged
+    assert 0.0 <= summary["accuracy_before"] <= 1.0 and 0.0 <= summary["accuracy_after"] <= 1.0
 
     # the policy moved away from the warmed-up base
     base = load_file(str(tmp_path / "warmup" / "model.safetensors"))

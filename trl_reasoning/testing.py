@@ -4,6 +4,7 @@
   chat template and ``<|im_end|>`` as end-of-sequence.
 * :func:`build_tiny_model` — a small, randomly initialised ``Qwen2ForCausalLM`` (or ``LlamaForCausalLM``).
 * :func:`arithmetic_dataset` — procedurally generated ``a+b`` / ``a-b`` / ``a*b`` prompts with exact gold answers.
+* :func:`arithmetic_split` — every problem of a small operand range, split into disjoint training and held-out sets.
 * :func:`arithmetic_reward` — 1.0 when the completion's last integer equals the gold answer, else 0.0.
 """
 
@@ -99,6 +100,37 @@ def arithmetic_problems(n: int, *, seed: int = 0, max_operand: int = 20, operati
     return problems
 
 
+def arithmetic_split(
+    *, max_first: int = 99, max_second: int = 9, operations: str = "+", num_eval: int = 200, seed: int = 0
+):
+    """Every problem ``a op b`` with ``0 <= a <= max_first`` and ``0 <= b <= max_second``, shuffled, split in two.
+
+    Returns ``(train, held_out)`` as ``datasets.Dataset`` with no problem in both; ``held_out`` has ``num_eval``
+    problems (at most a quarter of them all). Columns: ``prompt`` (one user message), ``answer`` and
+    ``difficulty``: the answer's length in characters, plus one when the last digit carries or borrows (``3+4`` is 1,
+    ``13+4`` is 2, ``18+4`` is 3), so results can be broken down by difficulty. The default range (a two-digit plus a
+    one-digit number) is one a tiny model learns in a way that generalises: the held-out problems share the digit
+    facts of the training ones.
+    """
+    from datasets import Dataset
+
+    problems = [(a, op, b) for op in operations for a in range(max_first + 1) for b in range(max_second + 1)]
+    random.Random(seed).shuffle(problems)
+    num_eval = min(num_eval, len(problems) // 4)
+    rows = []
+    for a, op, b in problems:
+        answer = str(_OPERATIONS[op](a, b))
+        carries = (op == "+" and a % 10 + b % 10 >= 10) or (op == "-" and a % 10 < b % 10)
+        rows.append(
+            {
+                "prompt": [{"role": "user", "content": f"{a}{op}{b}="}],
+                "answer": answer,
+                "difficulty": len(answer) + int(carries),
+            }
+        )
+    return Dataset.from_list(rows[num_eval:]), Dataset.from_list(rows[:num_eval])
+
+
 def arithmetic_dataset(n: int = 64, *, seed: int = 0, conversational: bool = True, **kwargs):
     """A ``datasets.Dataset`` with ``prompt`` (chat messages or plain text) and ``answer`` columns."""
     from datasets import Dataset
@@ -181,11 +213,24 @@ def scripted_rollout(lengths=None, *, seed: int = 0, logprob: float | None = Non
     return rollout
 
 
-def warm_up(model, tokenizer, dataset, *, steps: int = 300, learning_rate: float = 3e-3, batch_size: int = 32, seed=0):
+def warm_up(
+    model,
+    tokenizer,
+    dataset,
+    *,
+    steps: int = 300,
+    learning_rate: float = 3e-3,
+    batch_size: int = 32,
+    seed=0,
+    until=None,
+    check_every: int = 50,
+):
     """A short supervised warm-up on ``dataset`` (``prompt`` + ``answer``): completion-only cross-entropy, AdamW.
 
     Turns the random tiny model into a policy that answers the embedded task sometimes right and sometimes wrong, as
-    a real base model does, so RL and contrastive estimation have both kinds of samples. Returns the model.
+    a real base model does, so RL and contrastive estimation have both kinds of samples. With ``until`` (a function
+    of the model returning True to stop), it is called every ``check_every`` steps and ends the warm-up early, so
+    the warm-up can stop at a skill level rather than at a step count. Returns the model.
     """
     rng = random.Random(seed)
     rows = list(dataset)
@@ -206,7 +251,7 @@ def warm_up(model, tokenizer, dataset, *, steps: int = 300, learning_rate: float
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     model.train()
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         batch = [encoded[rng.randrange(len(encoded))] for _ in range(batch_size)]
         width = max(len(ids) for ids, _ in batch)
         input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -222,5 +267,10 @@ def warm_up(model, tokenizer, dataset, *, steps: int = 300, learning_rate: float
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+        if until is not None and step % check_every == 0:
+            model.eval()
+            if until(model):
+                break
+            model.train()
     model.eval()
     return model

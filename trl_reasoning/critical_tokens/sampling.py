@@ -30,13 +30,16 @@ def sample_completions(
     answer_extractor: Callable[[str], str | None] | None = None,
     correct_threshold: float = 1.0,
     seed: int = 0,
+    synced_gpus: bool | None = None,
 ):
     """``num_samples`` completions per row of ``dataset`` (a ``prompt`` column plus the reward's columns), labelled.
 
     Returns a ``datasets.Dataset`` with ``prompt``, ``completion`` (text, or one assistant message for conversational
     prompts), ``reward``, ``correct`` (``reward >= correct_threshold``) and ``extracted_answer`` (by
     ``answer_extractor``, default :func:`trl_reasoning.rewards.extract_final_answer`), plus the dataset's other
-    columns. ``reward_func`` has TRL's reward signature. ``temperature=0`` decodes greedily.
+    columns. ``reward_func`` has TRL's reward signature. ``temperature=0`` decodes greedily. ``synced_gpus`` is
+    passed to ``generate`` (which turns it on by itself under DeepSpeed ZeRO-3 or FSDP with several processes; pass
+    False when only one process generates, or the others are waited for forever).
     """
     from datasets import Dataset
 
@@ -75,6 +78,7 @@ def sample_completions(
                 **(sampling or {"do_sample": False}),
                 max_new_tokens=max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
+                **({} if synced_gpus is None else {"synced_gpus": synced_gpus}),
             )
             texts_out = tokenizer.batch_decode(generated[:, encoded["input_ids"].size(1) :], skip_special_tokens=True)
             completions = [[{"role": "assistant", "content": t}] if conversational else t for t in texts_out]
