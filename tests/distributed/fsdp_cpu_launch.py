@@ -1,12 +1,21 @@
 """Run a recipe under FSDP2 on CPU processes (gloo), for the distributed tests only.
 
-accelerate 1.15 switches to FSDP only from a GPU-type distributed state; on CPU processes it silently drops the FSDP
-config and runs plain DDP. This wrapper makes the CPU state honour the FSDP plugin (nothing else changes), runs the
-recipe given as the first argument with the remaining arguments, and then prints one line proving the model really
-was sharded with FSDP2: ``FSDP2 check: <class> <n> DTensor parameters of <m>``. Production code never needs it.
+accelerate 1.15 switches to FSDP only from a GPU-type distributed state (``AcceleratorState.__init__`` sets
+``DistributedType.FSDP`` in its ``MULTI_GPU``/``MULTI_XPU``/... branch); on CPU processes (``MULTI_CPU``) it silently
+drops the FSDP plugin and runs plain DDP. This wrapper makes the CPU state honour the plugin the way that branch
+does (the distributed type and ``fsdp_plugin``, nothing else), so ``Accelerator.prepare`` really calls
+``fully_shard``. It then runs the recipe given as the first argument with the remaining arguments, and after
+training prints one line proving the model was sharded with FSDP2::
+
+    FSDP2 check: <model class> <n> DTensor parameters of <m>, <u> FSDP units, mesh cpu x<world>, \
+<k> optimizer DTensors, rank-0 shard <a> of <b> elements (distributed_type FSDP)
+
+(counted after resharding every unit: FSDP2 leaves the root unit's parameters gathered after a forward). Production
+code never needs this.
 
     accelerate launch --config_file $(python -m trl_reasoning.accelerate_configs fsdp2) --num_processes 2 \
-        --mixed_precision no tests/distributed/fsdp_cpu_launch.py recipes/grpo.py --use_cpu true ...
+        --num_machines 1 --mixed_precision no --dynamo_backend no \
+        tests/distributed/fsdp_cpu_launch.py recipes/grpo.py --use_cpu true ...
 """
 
 import runpy
@@ -36,13 +45,25 @@ _original_train = Trainer.train
 
 def _train_and_report(self, *args, **kwargs):
     output = _original_train(self, *args, **kwargs)
-    from torch.distributed.tensor import DTensor
+    from torch.distributed.fsdp import FSDPModule
+    from torch.distributed.tensor import DTensor, Shard
 
+    units = [module for module in self.model.modules() if isinstance(module, FSDPModule)]
+    for unit in units:
+        unit.reshard()  # the root unit keeps its parameters gathered after the last (evaluation) forward
     parameters = list(self.model.parameters())
-    sharded = sum(isinstance(p, DTensor) for p in parameters)
+    sharded = [p for p in parameters if isinstance(p, DTensor)]
+    world = self.accelerator.num_processes
+    # every DTensor is split along dim 0 over all the processes; this process holds only its slice
+    assert all(p.placements == (Shard(0),) and p.device_mesh.size() == world for p in sharded), "not FSDP2 sharded"
+    local = sum(p.to_local().numel() for p in sharded)
+    total = sum(p.numel() for p in sharded)
+    optimizer_sharded = sum(isinstance(p, DTensor) for group in self.optimizer.param_groups for p in group["params"])
     if self.accelerator.is_main_process:
         print(
-            f"FSDP2 check: {type(self.model).__name__} {sharded} DTensor parameters of {len(parameters)} "
+            f"FSDP2 check: {type(self.model).__name__} {len(sharded)} DTensor parameters of {len(parameters)}, "
+            f"{len(units)} FSDP units, mesh {sharded[0].device_mesh.device_type if sharded else '-'} x{world}, "
+            f"{optimizer_sharded} optimizer DTensors, rank-0 shard {local} of {total} elements "
             f"(distributed_type {self.accelerator.distributed_type.value})",
             flush=True,
         )
