@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.trl-reasoning-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-quick lint bench clean
+.PHONY: setup demo test test-quick docs docs-serve lint bench clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
@@ -24,6 +24,16 @@ test: $(STAMP)
 test-quick: $(STAMP)
 	$(PY) -m pytest -m "not slow and not distributed" $(PYTEST_ARGS)
 
+## docs: the docs site in site/, built strict (a broken link or reference fails); figures rendered from docs/figures/data
+docs: $(STAMP)
+	$(PY) docs/figures/plot.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+## docs-serve: the docs site with live reload on http://127.0.0.1:8000
+docs-serve: $(STAMP)
+	$(PY) docs/figures/plot.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
 ## lint: ruff lint and format check
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -37,4 +47,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/critical_token_memory.py
 
 clean:
-	rm -rf outputs .pytest_cache
+	rm -rf outputs .pytest_cache site

@@ -3,7 +3,7 @@ r"""Fully offline TOPR (Tapered Off-Policy REINFORCE, Le Roux, Bellemare et al. 
 Completions are sampled once from the starting policy μ (or read from a dataset), labelled +1 correct / −1 wrong,
 and ``OfflineTOPRTrainer`` trains on them with no generation during training: positives get an SFT-like step,
 negatives a push down tapered by the truncated ratio min(π/μ, 1), which fades once π makes them less likely than μ
-did. The baseline c sets the effective share of positives (``--topr_target_positive_fraction``; docs/topr-offline.md):
+did. The baseline c sets the effective share of positives (``--topr_target_positive_fraction``; docs/methods/topr-offline.md):
 
     ℓ(τ) = −sg(α(τ)) · (R − c) · Σ_t logπ(y_t | x, y_<t),    α(τ) = 1 if R ≥ 0 else min(π(τ)/μ(τ), 1)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the virtual environment and install the package with its dev extras.
+# Create the virtual environment and install the package with its dev and docs extras.
 #
 # torch: an importable torch in the venv is left alone. Otherwise, with an NVIDIA GPU (nvidia-smi works) the default
 # torch wheel is installed; without one, the CPU build (TORCH_CPU_SPEC, default torch==2.13.0) is installed first,
@@ -9,7 +9,7 @@ set -euo pipefail
 VENV="${1:-.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_CPU_SPEC="${TORCH_CPU_SPEC:-torch==2.13.0}"
-EXTRAS="${EXTRAS:-dev}"
+EXTRAS="${EXTRAS:-dev,docs}"
 
 if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating $VENV"

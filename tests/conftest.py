@@ -37,3 +37,20 @@ def random_adapters(tmp_path_factory):
         peft_model.save_pretrained(root / name)
         paths.append(str(root / name))
     return paths
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many documentation code blocks ran (tests/test_docs.py) and commands were checked (test_docs_commands)."""
+    import sys
+
+    docs = sys.modules.get("test_docs")
+    if docs is not None and docs.BLOCKS_RUN:
+        blocks = sum(n for n, _ in docs.BLOCKS_RUN.values())
+        swaps = sum(s for _, s in docs.BLOCKS_RUN.values())
+        pages = sum(1 for n, _ in docs.BLOCKS_RUN.values() if n)
+        terminalreporter.write_line(
+            f"docs: ran {blocks} python blocks on {pages} pages ({swaps} lines swapped for the tiny model)"
+        )
+    commands = sys.modules.get("test_docs_commands")
+    if commands is not None and commands.CHECKED:
+        terminalreporter.write_line(f"docs: checked {len(commands.CHECKED)} shell commands")

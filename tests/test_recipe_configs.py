@@ -1,11 +1,10 @@
 """Every shipped config loads the way it is used: accelerate configs through `accelerate launch`'s own code, recipe
 YAMLs through their recipe's parser (unknown keys rejected), and every key carries a comment. Also: every recipe
-answers ``--help``, and the launch commands of docs/distributed.md parse. No training, no downloads."""
+answers ``--help``. (Every documented command parses: tests/test_docs_commands.py.) No training, no downloads."""
 
 import importlib.util
 import re
 import runpy
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -371,49 +370,3 @@ def test_recipe_answers_help(recipe, monkeypatch, capsys):
     assert exit_info.value.code in (0, None)
     out = capsys.readouterr().out
     assert "--output_dir" in out and "--model_name_or_path" in out
-
-
-# --- docs/distributed.md -----------------------------------------------------------------------------------------
-
-
-def _documented_launches() -> list[str]:
-    """The `accelerate launch ... recipes/grpo.py ...` commands in the bash blocks of docs/distributed.md."""
-    if not DISTRIBUTED_DOC.exists():
-        return []
-    commands = []
-    for block in re.findall(r"^```bash\n(.*?)^```", DISTRIBUTED_DOC.read_text(), re.S | re.M):
-        for command in block.replace("\\\n", " ").splitlines():
-            command = command.split(" #", 1)[0].strip()
-            # The CPU DeepSpeed command (DS_ACCELERATOR=cpu) would start DeepSpeed's process group while parsing;
-            # tests/test_distributed_recipes.py runs it for real instead.
-            if "accelerate launch" in command and "recipes/grpo.py" in command and "DS_ACCELERATOR" not in command:
-                commands.append(command)
-    return commands
-
-
-def test_distributed_doc_has_launch_commands():
-    assert len(_documented_launches()) >= 6
-
-
-def _command_id(command: str) -> str:
-    setup = re.search(r"accelerate_configs (\w+)", command)
-    method = re.search(r"recipes/configs/(\w+)\.yaml", command)
-    extra = "-".join(flag[2:] for flag in ("--num_machines", "--use_vllm", "--vllm_server_host") if flag in command)
-    return "-".join(part for part in (setup and setup.group(1), method and method.group(1), extra) if part)
-
-
-@pytest.mark.parametrize("command", _documented_launches(), ids=_command_id)
-def test_documented_launch_command_parses(command, tmp_path, monkeypatch, bf16_gpu):
-    monkeypatch.chdir(ROOT)
-    resolve = re.compile(r"\$\(python -m trl_reasoning\.accelerate_configs (\w+)\)")
-    command = resolve.sub(lambda match: str(config_path(match.group(1))), command)
-    words = shlex.split(command)
-    while "=" in words[0]:  # leading VAR=value assignments
-        words.pop(0)
-    assert words[:2] == ["accelerate", "launch"], command
-    script = words.index("recipes/grpo.py")
-    launch_flags, recipe_flags = words[2:script], words[script + 1 :]
-    assert "--config_file" in launch_flags, command
-    _launch(*launch_flags)
-    recipe_flags = [str(tmp_path / flag) if flag.startswith("outputs/") else flag for flag in recipe_flags]
-    make_parser(RECIPES / "grpo.py").parse_args_and_config(args=recipe_flags)

@@ -48,7 +48,7 @@ Implementation details:
 Logged metrics: ``beta_norm/alpha`` and ``beta_norm/beta`` (with decomposition ``beta_norm/<name>/alpha`` and
 ``beta_norm/<name>/beta`` per reward function).
 
-Run it with ``accelerate launch recipes/grpo.py --advantage_estimator beta_norm ...`` (see ``docs/bnpo.md``).
+Run it with ``accelerate launch recipes/grpo.py --advantage_estimator beta_norm ...`` (see ``docs/methods/bnpo.md``).
 """
 
 from __future__ import annotations

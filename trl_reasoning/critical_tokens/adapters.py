@@ -128,8 +128,9 @@ def train_contrastive_adapters(
     Args:
         model: a plain transformers causal LM (not a `PeftModel`); LoRA layers are injected into it in place.
         tokenizer: the processing class for `SFTTrainer`.
-        positive, negative: `datasets.Dataset`s in a TRL SFT format, e.g. prompt-completion from
+        positive: a `datasets.Dataset` in a TRL SFT format, e.g. prompt-completion from
             :func:`~trl_reasoning.critical_tokens.select_contrastive_data`.
+        negative: the same for the negative adapter.
         output_dir: the adapters are saved to ``output_dir/positive`` and ``output_dir/negative``.
         lora_config: a `peft.LoraConfig` for both adapters (default :func:`contrastive_lora_config`).
         sft_config: a `trl.SFTConfig` for both runs (default :func:`contrastive_sft_config` at

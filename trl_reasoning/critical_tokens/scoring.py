@@ -27,7 +27,8 @@ class ContrastiveScorer:
 
     Args:
         model: a ``peft.PeftModel`` with both adapters loaded (the base weights are shared).
-        positive_adapter, negative_adapter: the adapters' names in ``model``.
+        positive_adapter: the positive adapter's name in ``model``.
+        negative_adapter: the negative adapter's name in ``model``.
         beta: β of the contrastive estimation (paper and official code: 1.0).
         chunk_size: positions per LM-head chunk (None: automatic, about 64 MiB of logits per chunk).
     """

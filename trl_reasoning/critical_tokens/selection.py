@@ -121,7 +121,8 @@ def select_contrastive_data(
 
     Args:
         samples: a `datasets.Dataset` or a list of dicts with several rows (completions) per prompt.
-        prompt_column, completion_column: the prompt (string or message list, kept as is) and the completion.
+        prompt_column: the prompt (string or message list, kept as is).
+        completion_column: the completion.
         correct_column: whether the completion is correct (truthy/falsy; `None` is an error).
         answer_column: the completion's final answer; `None` or blank counts as no answer (see the module doc).
         negative_top_p: share of the wrong samples (with an answer) the kept wrong answers must cover, in (0, 1].

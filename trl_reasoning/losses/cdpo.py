@@ -46,7 +46,8 @@ def cdpo_loss(
         chosen_logratios: (B, T) per-token ``log π_θ − log π_ref`` of the chosen completions.
         rejected_logratios: (B, T') the same for the rejected completions.
         rejected_weights: (B, T') token weights of the rejected completions (``1 − s_t``; 1 everywhere is DPO).
-        chosen_mask, rejected_mask: 1 on completion tokens, 0 on padding (same shapes as the log-ratios).
+        chosen_mask: 1 on the chosen completion's tokens, 0 on padding (the shape of ``chosen_logratios``).
+        rejected_mask: the same for the rejected completions.
         beta: γ, DPO's temperature (the paper uses 1.0; the official code 0.1).
         form: ``"sequence"`` (paper) or ``"per_position"`` (official code); for the latter ``T == T'``, the two
             completions aligned by token index.

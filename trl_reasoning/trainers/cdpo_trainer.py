@@ -52,10 +52,12 @@ class CriticalTokenDPOConfig(DPOConfig):
             Dataset column with one weight per token of the rejected completion, as the trainer tokenises it
             (`1 − s_t` from contrastive estimation). A list one shorter than the tokenised rejected completion is
             read as missing the EOS the trainer appends, which gets weight 1 (as in the official code).
-        critical_positive_adapter, critical_negative_adapter (`str` or `None`, defaults to `None`):
-            Paths of the positive and negative LoRA adapters (`trl_reasoning.critical_tokens.train_contrastive_
-            adapters`). When set and the dataset has no weight column, the weights are computed once, when the
+        critical_positive_adapter (`str` or `None`, defaults to `None`):
+            Path of the positive LoRA adapter (`trl_reasoning.critical_tokens.train_contrastive_adapters`). When
+            both adapters are set and the dataset has no weight column, the weights are computed once, when the
             trainer is built, on the policy's base model with each adapter in turn, and cached as that column.
+        critical_negative_adapter (`str` or `None`, defaults to `None`):
+            Path of the negative LoRA adapter.
         critical_beta (`float`, defaults to `1.0`):
             β of the contrastive estimation `softmax((1+β)·z_pos − β·z_neg)` (paper and code: 1.0).
         critical_scoring_batch_size (`int`, defaults to `8`):

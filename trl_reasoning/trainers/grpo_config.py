@@ -30,7 +30,8 @@ class ReasoningGRPOConfig(GRPOConfig):
     Parameters:
         advantage_estimator (`str`, defaults to `"grpo"`):
             Name of a registered advantage estimator (`trl_reasoning.advantage_estimator_names()`). Built-ins:
-            `"grpo"` (TRL's own computation, bit-for-bit), `"psr"`, `"nsr"`, `"w_reinforce"`.
+            `"grpo"` (TRL's own computation, bit-for-bit), `"psr"`, `"nsr"`, `"w_reinforce"`, `"drpo_length"`,
+            `"beta_norm"`.
         positive_weight (`float`, defaults to `0.1`):
             λ of W-REINFORCE: the advantage of a correct sample (incorrect samples get −1). Must be >= 0.
         correctness_reward (`str`, `int` or `None`, defaults to `None`):
@@ -47,19 +48,34 @@ class ReasoningGRPOConfig(GRPOConfig):
             Extra keyword arguments for a custom policy loss; they override the built-in fields of the same name.
         length_lambda (`float`, defaults to `0.1`):
             DRPO's λ, for `policy_loss="drpo"` and `advantage_estimator="drpo_length"`.
-        drpo_tau, drpo_kl_delta, drpo_kl_beta (`float`, defaults to `10.0`, `1e-4`, `1e3`):
-            DRPO's temperature over negatives, KL budget and KL penalty weight.
-        topr_baseline, topr_target_positive_fraction, topr_reward_source, topr_ratio_level, topr_taper_by:
-            TOPR's baseline c (or the effective share of positives it should produce), the rewards it uses, the
-            ratio level and which samples are tapered.
+        drpo_tau (`float`, defaults to `10.0`):
+            DRPO's temperature τ of the log-mean-exp over incorrect answers.
+        drpo_kl_delta (`float`, defaults to `1e-4`):
+            DRPO's KL budget δ against the sampling policy.
+        drpo_kl_beta (`float`, defaults to `1e3`):
+            DRPO's KL penalty weight β.
+        topr_baseline (`float`, defaults to `0.0`):
+            TOPR's baseline c: the loss uses `R − c`.
+        topr_target_positive_fraction (`float` or `None`, defaults to `None`):
+            The effective share of positives TOPR's baseline should produce, recomputed per generation batch.
+        topr_reward_source (`str`, defaults to `"signed_correctness"`):
+            The rewards TOPR trains on: ±1 correctness (the paper's math experiments) or `"reward"`.
+        topr_ratio_level (`str`, defaults to `"sequence"`):
+            One importance ratio per completion (the paper) or per token (`"token"`).
+        topr_taper_by (`str`, defaults to `"reward"`):
+            Which samples are tapered: `R < 0` (the paper) or `"coefficient"` (`R − c < 0`).
         beta_norm_decompose (`bool`, defaults to `False`):
             BNPO's advantage decomposition: one Beta-normalised advantage per reward function, then averaged.
         token_weighting (`str` or `None`, defaults to `None`):
             Per-token weights on the advantages, so TRL's loss sees `A_i · w_{i,t}`: `"critical_tokens"` (incorrect
             completions' tokens weighted by `1 − s_t` from the two contrastive adapters, cDPO's weights brought to
             GRPO) or `"entropy"` (EMPG's entropy scale on every token).
-        critical_positive_adapter, critical_negative_adapter, critical_beta:
-            The contrastive adapters' paths and β, for `token_weighting="critical_tokens"`.
+        critical_positive_adapter (`str` or `None`, defaults to `None`):
+            Path of the positive contrastive LoRA adapter, for `token_weighting="critical_tokens"`.
+        critical_negative_adapter (`str` or `None`, defaults to `None`):
+            Path of the negative contrastive LoRA adapter, for `token_weighting="critical_tokens"`.
+        critical_beta (`float`, defaults to `1.0`):
+            β of the contrastive estimation, for `token_weighting="critical_tokens"`.
         entropy_modulation_k (`float`, defaults to `1.0`):
             EMPG's k, for `token_weighting="entropy"`.
     """
