@@ -13,14 +13,21 @@ FIGURES = ROOT / "docs" / "figures"
 NAMES = ("demo_reward_curve", "pass_at_k_spectrum", "drpo_tradeoff")
 
 
-def test_plot_renders_every_figure_from_the_checked_in_data(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(FIGURES / "plot.py"), "--out-dir", str(tmp_path)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
+def test_plot_renders_every_figure_from_the_checked_in_data_identically_twice(tmp_path):
+    """`make docs` regenerates the images: the same data must give byte-identical files (no timestamps)."""
+    images = []
+    for run in ("first", "second"):
+        result = subprocess.run(
+            [sys.executable, str(FIGURES / "plot.py"), "--out-dir", str(tmp_path / run)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        images.append({name: (tmp_path / run / f"{name}.png").read_bytes() for name in NAMES})
     for name in NAMES:
-        image = (tmp_path / f"{name}.png").read_bytes()
+        image = images[0][name]
         assert image.startswith(b"\x89PNG\r\n\x1a\n") and len(image) > 10_000, name
+        assert image == images[1][name], f"{name}.png differs between two renderings of the same data"
 
 
 def test_checked_in_data_is_a_full_run():

@@ -61,7 +61,7 @@ def demo_reward_curve(work: Path, smoke: bool) -> dict:
     summary = json.loads((output_dir / "summary.json").read_text())
     rows = [row for row in summary["log_history"] if "reward" in row]
     return {
-        "command": " ".join(command[1:3] + command[3:5] + ["--output_dir", "<dir>"] + command[6:]),
+        "command": " ".join(command[1:4] + ["--output_dir", "<dir>"] + command[6:]),
         "method": summary["method"],
         "steps": [row["step"] for row in rows],
         "reward": [row["reward"] for row in rows],
@@ -125,9 +125,12 @@ def pass_at_k_spectrum(work: Path, smoke: bool) -> dict:
         counts, _ = sample_correct(model, tokenizer, problems, num_samples=num_samples, max_new_tokens=6)
         curves[label] = {str(k): value for k, value in mean_pass_at_k(counts, num_samples, ks).items()}
     return {
+        "policies": "the demo run's warm-up checkpoint and its final model (recipes/configs/demo.yaml)",
         "problems": len(problems),
         "samples_per_problem": num_samples,
         "temperature": 1.0,
+        "max_new_tokens": 6,
+        "seed": 0,
         "ks": ks,
         "curves": curves,
     }
@@ -232,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).parent / "data", help="where the JSON goes")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "outputs" / "figures", help="models and runs")
     args = parser.parse_args(argv)
+    # Smoke runs keep their models apart, so a later full run never evaluates a smoke-trained model.
+    work_dir = args.work_dir / ("smoke" if args.smoke else "full")
 
     import torch
 
@@ -239,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     for name in args.only:
         started = time.time()
-        result = EXPERIMENTS[name](args.work_dir, args.smoke)
+        result = EXPERIMENTS[name](work_dir, args.smoke)
         result = {"figure": name, "smoke": args.smoke, **result, "versions": versions()}
         result["wall_seconds"] = round(time.time() - started, 1)
         (args.data_dir / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
