@@ -170,3 +170,22 @@ def test_api_reference_documents_every_config_field(config):
     documented = set(re.findall(r"^\s{8}(\w+) \(", cls.__doc__, re.M))
     missing = [name for name in ours if name not in documented]
     assert not missing, f"{config}'s docstring does not document {missing}"
+
+
+def test_no_code_block_escapes_the_tests():
+    """Only fences at the start of a line are collected: an indented ```python/```bash fence would never run."""
+    import re
+
+    indented = [
+        f"{page_id(page)}:{text[: match.start()].count(chr(10)) + 1}"
+        for page in PAGES
+        for text in [page.read_text()]
+        for match in re.finditer(r"^[ \t]+```(python|py|bash|sh|shell)\b", text, re.M)
+    ]
+    assert not indented, f"indented code fences (write them at column 0): {indented}"
+    aliases = [
+        f"{page_id(page)}: ```{language}"
+        for page in PAGES
+        for language in re.findall(r"^```(py|python3|pycon|console|zsh)\b", page.read_text(), re.M)
+    ]
+    assert not aliases, f"write ```python or ```bash, the languages the tests collect: {aliases}"
