@@ -16,6 +16,21 @@ import torch  # noqa: E402
 from trl_reasoning.testing import build_tiny_model, build_tokenizer  # noqa: E402
 
 
+@pytest.fixture
+def bf16_gpu(monkeypatch):
+    """Configs and docs are written for GPUs (TRL defaults to bf16): on a CPU-only machine let them build as on one."""
+    monkeypatch.setattr("transformers.training_args.is_torch_bf16_gpu_available", lambda: True)
+
+
+@pytest.fixture
+def no_global_deepspeed_config():
+    """DeepSpeedPlugin registers its config in a transformers global (is_deepspeed_zero3_enabled): reset it after."""
+    yield
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return build_tokenizer()

@@ -53,7 +53,6 @@ def page_id(page: Path) -> str:
 @dataclass
 class Block:
     page: Path
-    index: int  # position among the page's blocks of its language
     line: int  # first line of the code, 1-based
     code: str  # as written
     swaps: int = 0  # lines replaced by their docs-test swap
@@ -69,7 +68,7 @@ def blocks(page: Path, languages: set[str]) -> list[Block]:
     for match in FENCE.finditer(text):
         if match.group(1) in languages:
             line = text.count("\n", 0, match.start(2)) + 1
-            found.append(Block(page, len(found), line, match.group(2)))
+            found.append(Block(page, line, match.group(2)))
     return found
 
 

@@ -6,6 +6,8 @@ is skipped. The namespace provides ``TINY_MODEL`` (a saved tiny Qwen2 model and 
 (``problem`` and ``solution`` columns, as MATH has) and ``TINY_TRAINING`` (GRPO settings for one CPU step).
 """
 
+import re
+
 import pytest
 from docs_pages import DOCS, ROOT, nav_pages, page_id, python_blocks, reading_order, with_swaps
 
@@ -60,11 +62,8 @@ def isolated_registry():
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
-def test_python_blocks_run(page, isolated_registry, tiny_model_dir, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    # TRL configs default to bf16, which needs a GPU: let them build on this CPU as on one (TINY_TRAINING turns
-    # bf16 off where a block actually trains).
-    monkeypatch.setattr("transformers.training_args.is_torch_bf16_gpu_available", lambda: True)
+def test_python_blocks_run(page, isolated_registry, tiny_model_dir, tmp_path, monkeypatch, bf16_gpu):
+    monkeypatch.chdir(tmp_path)  # TINY_TRAINING turns bf16 off where a block actually trains
     namespace = {
         "__name__": f"docs.{page.stem}",
         "TINY_MODEL": tiny_model_dir,
@@ -144,8 +143,6 @@ METHOD_SECTIONS = [
 
 @pytest.mark.parametrize("page", [p for p in nav_pages() if p.parent.name == "methods"], ids=page_id)
 def test_method_page_has_every_section_in_order(page):
-    import re
-
     headings = re.findall(r"^## (.+?)\s*$", page.read_text(), re.M)
     present = [h for h in headings if h in METHOD_SECTIONS]
     assert present == METHOD_SECTIONS, f"{page_id(page)}: sections {present}, expected {METHOD_SECTIONS} in order"
@@ -159,7 +156,6 @@ def test_method_page_has_every_section_in_order(page):
 def test_api_reference_documents_every_config_field(config):
     """The API pages render the configs' docstrings: each field we add to TRL's config has an entry there."""
     import dataclasses
-    import re
 
     import trl_reasoning
 
@@ -174,8 +170,6 @@ def test_api_reference_documents_every_config_field(config):
 
 def test_no_code_block_escapes_the_tests():
     """Only fences at the start of a line are collected: an indented ```python/```bash fence would never run."""
-    import re
-
     indented = [
         f"{page_id(page)}:{text[: match.start()].count(chr(10)) + 1}"
         for page in PAGES

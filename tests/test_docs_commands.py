@@ -32,20 +32,6 @@ class Parsed(Exception):
     """Raised in place of running a script once its arguments parsed."""
 
 
-@pytest.fixture
-def bf16_gpu(monkeypatch):
-    """Launch commands are written for GPUs (bf16): on this CPU let TRL's configs build as on one."""
-    monkeypatch.setattr("transformers.training_args.is_torch_bf16_gpu_available", lambda: True)
-
-
-@pytest.fixture
-def no_global_deepspeed_config():
-    yield
-    from transformers.integrations import unset_hf_deepspeed_config
-
-    unset_hf_deepspeed_config()
-
-
 def test_docs_have_commands():
     assert len(COMMANDS) >= 20
 
@@ -99,11 +85,11 @@ def check_make(args: list[str]) -> None:
 
 
 def check_pip(args: list[str]) -> None:
+    from importlib.metadata import metadata
+
     from packaging.requirements import Requirement
 
     assert args[:1] == ["install"], f"only `pip install` is documented: {args}"
-    from importlib.metadata import metadata
-
     extras = set(metadata("trl-reasoning").get_all("Provides-Extra"))
     for arg in args[1:]:
         if arg.startswith("-"):

@@ -89,12 +89,6 @@ def make_parser(recipe: Path):
     return module.make_parser()
 
 
-@pytest.fixture
-def bf16_gpu(monkeypatch):
-    """The configs are written for GPUs (bf16: true); on a CPU-only machine let them build as on one."""
-    monkeypatch.setattr("transformers.training_args.is_torch_bf16_gpu_available", lambda: True)
-
-
 # --- accelerate configs ------------------------------------------------------------------------------------------
 
 
@@ -155,15 +149,6 @@ def _launched_env(args) -> dict[str, str]:
     else:
         _, env = prepare_simple_launcher_cmd_env(args)
     return {key: value for key, value in env.items() if key.startswith(("ACCELERATE_", "FSDP_"))}
-
-
-@pytest.fixture
-def no_global_deepspeed_config():
-    """DeepSpeedPlugin registers its config in a transformers global (is_deepspeed_zero3_enabled): reset it after."""
-    yield
-    from transformers.integrations import unset_hf_deepspeed_config
-
-    unset_hf_deepspeed_config()
 
 
 @pytest.mark.parametrize("name", CONFIG_NAMES)
