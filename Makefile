@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-quick docs docs-serve lint bench clean
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml scripts/setup.sh constraints.txt
 	bash scripts/setup.sh $(VENV)
 	touch $(STAMP)
 

@@ -24,7 +24,8 @@ of the problems right. It runs on a CPU and downloads nothing.
     # DRPO (Li et al. 2025), TOPR (Le Roux et al. 2025), BNPO (Xiao et al. 2025): another config
     accelerate launch recipes/grpo.py --config recipes/configs/drpo.yaml ...
 
-The held-out greedy accuracy before and after training, the step count and the wall time go to
+``--pass_at_k_samples 16 --pass_at_k_steps 100`` also logs ``eval/pass@k`` and ``eval/maj@k`` on the held-out problems
+during training. The held-out greedy accuracy before and after training, the step count and the wall time go to
 ``<output_dir>/summary.json``, and reward and accuracy per step to ``<output_dir>/reward_curve.png``.
 """
 
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer
+from trl_reasoning.evaluation import PassAtKCallback
 from trl_reasoning.recipes import (
     REWARD_NAMES,
     DatasetArguments,
@@ -56,6 +58,14 @@ class GRPOScriptArguments(DatasetArguments):
     chat_template_path: str | None = field(
         default=None, metadata={"help": "A Jinja chat template file that replaces the tokenizer's own."}
     )
+    pass_at_k_samples: int = field(
+        default=0,
+        metadata={
+            "help": "Every --pass_at_k_steps steps, sample this many completions per held-out problem and log "
+            "eval/pass@k and eval/maj@k (k = 1, 2, 4, ... up to it). 0 turns it off."
+        },
+    )
+    pass_at_k_steps: int = field(default=100, metadata={"help": "Steps between two pass@k evaluations."})
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy"],
         metadata={
@@ -91,6 +101,19 @@ def main(script_args: GRPOScriptArguments, training_args: ReasoningGRPOConfig, m
     accuracy = add_greedy_accuracy(
         trainer, task, max_new_tokens=script_args.eval_max_new_tokens or training_args.max_completion_length
     )
+    if script_args.pass_at_k_samples > 0 and len(task.evaluation):
+        trainer.add_callback(
+            PassAtKCallback(
+                trainer,
+                task.evaluation,
+                task.accuracy,
+                n=script_args.pass_at_k_samples,
+                eval_steps=script_args.pass_at_k_steps,
+                max_new_tokens=script_args.eval_max_new_tokens or training_args.max_completion_length,
+                answer_extractor=task.answer_extractor,
+                seed=training_args.seed,
+            )
+        )
     if trainer.accelerator.is_main_process:
         state = trainer.accelerator.state
         print(f"method: {trainer.method_name} | processes: {state.num_processes} ({state.distributed_type.value})")

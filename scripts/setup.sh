@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the virtual environment and install the package with its dev and docs extras.
+# Create the virtual environment and install the package with its dev and docs extras, at the versions in
+# constraints.txt.
 #
 # torch: an importable torch in the venv is left alone. Otherwise, with an NVIDIA GPU (nvidia-smi works) the default
 # torch wheel is installed; without one, the CPU build (TORCH_CPU_SPEC, default torch==2.13.0) is installed first,
@@ -27,5 +28,12 @@ else
     "${PIP[@]}" install -q "$TORCH_CPU_SPEC"
 fi
 
-echo "==> installing trl-reasoning[$EXTRAS]"
-"${PIP[@]}" install -q -e ".[$EXTRAS]"
+# The tested versions of every dependency (constraints.txt), so a fresh machine gets what the tests and the
+# documented numbers were measured with; CONSTRAINTS= (empty) installs the newest versions the package allows.
+CONSTRAINTS="${CONSTRAINTS-constraints.txt}"
+CONSTRAINT_ARGS=()
+if [ -n "$CONSTRAINTS" ]; then
+    CONSTRAINT_ARGS=(-c "$CONSTRAINTS")
+fi
+echo "==> installing trl-reasoning[$EXTRAS]${CONSTRAINTS:+ (versions from $CONSTRAINTS)}"
+"${PIP[@]}" install -q "${CONSTRAINT_ARGS[@]}" -e ".[$EXTRAS]"

@@ -168,6 +168,16 @@ def check_run(summary: dict, warmed_up, distributed_type: str, method: str, metr
     assert isinstance(summary["accuracy_after"], float) and 0.0 <= summary["accuracy_after"] <= 1.0
 
 
+# pass@k evaluation at the last step (sampling on the sharded model: parameters gathered, generation synced)
+PASS_AT_K = ("--pass_at_k_samples", "2", "--pass_at_k_steps", "3")
+
+
+def check_pass_at_k(summary: dict) -> None:
+    rows = [row for row in summary["log_history"] if "eval/pass@1" in row]
+    assert [row["step"] for row in rows] == [3]
+    assert 0.0 <= rows[0]["eval/pass@1"] <= rows[0]["eval/pass@2"] <= 1.0
+
+
 def test_ddp(tmp_path, warmed_up):
     summary = launch(tmp_path, warmed_up, "multi_gpu", "--use_cpu", "true", "--advantage_estimator", "nsr")
     check_run(
@@ -205,7 +215,7 @@ def test_deepspeed_zero2(tmp_path, warmed_up):
 
 def test_deepspeed_zero3(tmp_path, warmed_up):
     summary = launch(
-        tmp_path, warmed_up, "zero3", *DEEPSPEED, "--advantage_estimator", "w_reinforce", env=DEEPSPEED_ENV
+        tmp_path, warmed_up, "zero3", *DEEPSPEED, "--advantage_estimator", "w_reinforce", *PASS_AT_K, env=DEEPSPEED_ENV
     )
     check_run(
         summary,
@@ -215,6 +225,7 @@ def test_deepspeed_zero3(tmp_path, warmed_up):
         ("advantage/mean_correct", "advantage/mean_incorrect", "advantage/frac_correct"),
     )
     assert (tmp_path / "model.safetensors").exists()  # zero3_save_16bit_model gathers the shards into one model
+    check_pass_at_k(summary)
 
 
 def test_deepspeed_zero3_offload(tmp_path, warmed_up):
@@ -241,8 +252,10 @@ def test_fsdp2(tmp_path, warmed_up):
         "true",
         "--advantage_estimator",
         "beta_norm",
+        *PASS_AT_K,
         wrapper=FSDP_CPU_LAUNCH,
     )
+    check_pass_at_k(summary)
     check_run(summary, warmed_up, "FSDP", "GRPO with BNPO", ("beta_norm/alpha", "beta_norm/beta"))
     assert (tmp_path / "model.safetensors").exists()  # FULL_STATE_DICT: one ordinary model
     # the model really was sharded: every parameter (and what the optimizer steps) a DTensor, split in half

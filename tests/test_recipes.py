@@ -43,7 +43,7 @@ def test_demo_learns_and_writes_its_outputs(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["steps"] == 600 and summary["num_processes"] == 1 and summary["eval_prompts"] == 200
+    assert summary["steps"] == 1000 and summary["num_processes"] == 1 and summary["eval_prompts"] == 200
     assert summary["wall_seconds"] > 0
     # The warmed-up model is right on some held-out problems and wrong on others; RL makes it clearly better.
     assert 0.1 <= summary["accuracy_before"] <= 0.7
@@ -52,7 +52,7 @@ def test_demo_learns_and_writes_its_outputs(tmp_path):
     # one table row per logging step (step, reward, correct, length), and both accuracies stated
     rows = [line.split() for line in result.stderr.splitlines() + result.stdout.splitlines()]
     steps = [int(row[0]) for row in rows if len(row) == 4 and row[0].isdigit()]
-    assert steps == list(range(10, 601, 10))
+    assert steps == list(range(10, 1001, 10))
     assert f"{summary['accuracy_before']:.3f} before -> {summary['accuracy_after']:.3f} after" in result.stdout
 
 
@@ -77,6 +77,18 @@ def test_grpo_recipe_runs_every_method(tmp_path, flags, method, metric):
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["steps"] == 2 and on_disk["accuracy_after"] == summary["accuracy_after"]
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "reward_curve.png").exists()
+
+
+def test_grpo_recipe_trains_a_model_given_by_path(tmp_path):
+    """--model_name_or_path as for a hub model (here a local directory): tokenizer and model load from it, the
+    trainer gets its name plus model_init_kwargs (a regression: TRL 1.16's ModelConfig has no trust_remote_code)."""
+    from trl_reasoning.testing import build_tiny_model, build_tokenizer
+
+    tokenizer = build_tokenizer()
+    build_tiny_model(tokenizer).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    summary = run_grpo(tmp_path / "run", "--model_name_or_path", str(tmp_path / "model"), "--dtype", "float32")
+    assert summary["steps"] == 2 and (tmp_path / "run" / "model.safetensors").exists()
 
 
 @pytest.mark.slow

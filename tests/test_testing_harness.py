@@ -52,3 +52,30 @@ def test_coin_reward_is_deterministic_and_mixed():
     texts = [str(i) for i in range(100)]
     rewards = coin_reward(texts)
     assert rewards == coin_reward(texts) and 30 < sum(rewards) < 70
+
+
+def test_a_saved_tiny_model_loads_with_the_tokenizer_it_was_trained_with(tmp_path):
+    """transformers 5 rebuilds a plain `tokenizers` tokenizer saved next to a Qwen2 config as Qwen2Tokenizer, which
+    drops the newlines of the chat template; load_pretrained_tokenizer loads what was saved."""
+    from trl_reasoning.testing import build_tiny_model, build_tokenizer, load_pretrained_tokenizer
+
+    tokenizer = build_tokenizer()
+    build_tiny_model(tokenizer).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = load_pretrained_tokenizer(str(tmp_path))
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "12+7="}], tokenize=False, add_generation_prompt=True
+    )
+    assert text == "<|im_start|>user\n12+7=<|im_end|>\n<|im_start|>assistant\n"
+    expected = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert expected.count(tokenizer.convert_tokens_to_ids("\n")) == 3
+    assert (
+        loaded(
+            loaded.apply_chat_template(
+                [{"role": "user", "content": "12+7="}], tokenize=False, add_generation_prompt=True
+            ),
+            add_special_tokens=False,
+        )["input_ids"]
+        == expected
+    )
+    assert (loaded.pad_token, loaded.eos_token) == ("<|pad|>", "<|im_end|>")

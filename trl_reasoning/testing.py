@@ -47,6 +47,27 @@ def build_tokenizer():
     return tokenizer
 
 
+def load_pretrained_tokenizer(name_or_path: str, **kwargs):
+    """``AutoTokenizer.from_pretrained``, except that a directory holding a plain ``tokenizers`` tokenizer (the
+    embedded character tokenizer, saved with a model) is loaded as it was saved.
+
+    transformers 5 rebuilds such a tokenizer as the model type's own class (``Qwen2Tokenizer`` next to a Qwen2
+    ``config.json``), which drops the character tokenizer's newline tokens: the model trained on one encoding would
+    be evaluated on another. Hub ids and directories of other tokenizers go to ``AutoTokenizer`` unchanged.
+    """
+    import json
+    from pathlib import Path
+
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    config = Path(name_or_path) / "tokenizer_config.json"
+    if config.is_file() and (Path(name_or_path) / "tokenizer.json").is_file():
+        saved_class = json.loads(config.read_text()).get("tokenizer_class")
+        if saved_class in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+            return PreTrainedTokenizerFast.from_pretrained(name_or_path, **kwargs)
+    return AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+
+
 def build_tiny_model(
     tokenizer=None,
     *,
@@ -274,3 +295,45 @@ def warm_up(
             model.train()
     model.eval()
     return model
+
+
+def with_verbose_answers(dataset, *, share: float = 0.5, seed: int = 0):
+    """Warm-up targets in two lengths: for a random ``share`` of rows the answer restates the problem (``12+7=19``),
+    for the rest it is the bare number (``19``). :func:`arithmetic_reward` accepts both, so a policy warmed up on
+    these gives correct answers of two lengths, which length-aware methods (DRPO) can tell apart.
+
+    Returns ``(dataset with the new answer column, the share of rows actually made verbose)``.
+    """
+    rng = random.Random(seed)
+    verbose = [rng.random() < share for _ in range(len(dataset))]
+
+    def target(row, index):
+        return {"answer": completion_text(row["prompt"]) + row["answer"] if verbose[index] else row["answer"]}
+
+    return dataset.map(target, with_indices=True), sum(verbose) / max(len(verbose), 1)
+
+
+def warm_up_mixed_lengths(
+    tokenizer, train, *, seed: int = 0, verbose_share: float = 0.5, target_accuracy: float = 0.3, max_steps=3000
+):
+    """A tiny model warmed up on :func:`with_verbose_answers` targets until greedy accuracy on the first 64 rows of
+    ``train`` reaches ``target_accuracy`` (checked every 50 steps, with up to 12 new tokens): a policy whose correct
+    answers come in two lengths, the start of the docs' DRPO figure and of ``benchmarks/methods_toy.py``.
+
+    Returns ``(model, the share of verbose targets)``.
+    """
+    from .recipes.model import greedy_accuracy
+
+    targets, share = with_verbose_answers(train, share=verbose_share, seed=seed)
+    torch.manual_seed(seed)
+    model = build_tiny_model(tokenizer, seed=seed)
+    probe = train.select(range(min(64, len(train))))
+    warm_up(
+        model,
+        tokenizer,
+        targets,
+        steps=max_steps,
+        seed=seed,
+        until=lambda m: greedy_accuracy(m, tokenizer, probe, arithmetic_reward, max_new_tokens=12) >= target_accuracy,
+    )
+    return model, share

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -138,34 +137,17 @@ def pass_at_k_spectrum(work: Path, smoke: bool) -> dict:
 
 def drpo_tradeoff(work: Path, smoke: bool) -> dict:
     """GRPO vs DRPO from one policy that sometimes restates the problem before the answer."""
-    import torch
     from transformers import AutoModelForCausalLM
 
     from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer
-    from trl_reasoning.recipes.model import greedy_accuracy
-    from trl_reasoning.testing import arithmetic_reward, arithmetic_split, build_tiny_model, build_tokenizer, warm_up
+    from trl_reasoning.testing import arithmetic_reward, arithmetic_split, build_tokenizer, warm_up_mixed_lengths
 
     seed, steps, num_samples = 0, (2 if smoke else 600), (2 if smoke else 16)
     train, held_out = arithmetic_split(num_eval=8 if smoke else 200)
-    rng = random.Random(seed)
-    verbose = [rng.random() < 0.5 for _ in range(len(train))]
-
-    def sft_target(row, index):  # the verbose form restates the problem: "12+7=19"
-        return {"answer": row["prompt"][-1]["content"] + row["answer"] if verbose[index] else row["answer"]}
-
     tokenizer = build_tokenizer()
-    torch.manual_seed(seed)
     start = work / "drpo_start"
-    model = build_tiny_model(tokenizer, seed=seed)
-    probe = train.select(range(64))
-    warm_up(
-        model,
-        tokenizer,
-        train.map(sft_target, with_indices=True),
-        steps=10 if smoke else 3000,
-        seed=seed,
-        until=lambda m: greedy_accuracy(m, tokenizer, probe, arithmetic_reward, max_new_tokens=12) >= 0.3,
-    )
+    # answers either "12+7=19" or "19", warmed up to 30 % greedy accuracy
+    model, verbose_share = warm_up_mixed_lengths(tokenizer, train, seed=seed, max_steps=10 if smoke else 3000)
     model.save_pretrained(start)
 
     def measure(model) -> dict:
@@ -214,7 +196,7 @@ def drpo_tradeoff(work: Path, smoke: bool) -> dict:
         "num_generations": 8,
         "max_completion_length": 12,
         "learning_rate": 1e-3,
-        "verbose_share_in_warm_up": round(sum(verbose) / len(verbose), 3),
+        "verbose_share_in_warm_up": round(verbose_share, 3),
         "held_out_problems": len(held_out),
         "samples_per_problem": num_samples,
         "runs": runs,

@@ -1,4 +1,5 @@
-"""Render the docs' figures from ``docs/figures/data/*.json`` (made by ``docs/figures/generate.py``).
+"""Render the docs' figures from ``docs/figures/data/*.json`` (made by ``docs/figures/generate.py``, and by
+``benchmarks/methods_toy.py`` for the method benchmark).
 
     python docs/figures/plot.py                     # docs/figures/<name>.png, as `make docs` does
     python docs/figures/plot.py --out-dir /tmp/figs
@@ -74,10 +75,71 @@ def drpo_tradeoff(data: dict, ax) -> None:
     ax.margins(0.15)
 
 
+METHOD_STYLES = {  # one colour and line per method, the same in both benchmark plots
+    "start (warm-up)": ("gray", ":"),
+    "GRPO": ("tab:blue", "-"),
+    "PSR": ("tab:red", "-"),
+    "NSR": ("tab:green", "-"),
+    "W-REINFORCE": ("tab:olive", "-"),
+    "DRPO": ("tab:orange", "--"),
+    "drpo_length": ("tab:brown", "--"),
+    "BNPO": ("tab:purple", "-."),
+    "TOPR": ("tab:cyan", "-."),
+}
+
+
+def methods_toy_pass_at_k(data: dict, ax) -> None:
+    """pass@k per method, the mean over seeds (``benchmarks/methods_toy.py``)."""
+    for row in data["summary"]:
+        color, line = METHOD_STYLES.get(row["label"], ("black", "-"))
+        ax.plot(
+            data["ks"],
+            [row[f"pass@{k}"][0] for k in data["ks"]],
+            marker="o",
+            markersize=3,
+            color=color,
+            linestyle=line,
+            label=row["label"],
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(data["ks"], [str(k) for k in data["ks"]])
+    ax.set_xlabel("k (samples per problem)")
+    ax.set_ylabel("pass@k (mean over seeds)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(
+        f"pass@k after {data['steps']} steps, {len(data['seeds'])} seeds, {data['held_out_problems']} problems"
+    )
+    ax.legend(loc="lower right", fontsize=7, ncol=2)
+
+
+def methods_toy_length(data: dict, ax) -> None:
+    """pass@1 against the mean length of correct answers: one small dot per seed, a big one for the mean."""
+    for row in data["summary"]:
+        if row["mean_correct_length"][0] is None:
+            continue
+        color, _ = METHOD_STYLES.get(row["label"], ("black", "-"))
+        runs = [r for r in data["runs"] if r["label"] == row["label"] and r["mean_correct_length"] is not None]
+        ax.scatter(
+            [r["mean_correct_length"] for r in runs], [r["pass@k"]["1"] for r in runs], color=color, s=12, alpha=0.5
+        )
+        x, y = row["mean_correct_length"][0], row["pass@1"][0]
+        ax.scatter(
+            x, y, color=color, s=60, marker="s" if row["label"].startswith("start") else "o", label=row["label"]
+        )
+    ax.set_xlabel("mean length of correct answers (tokens)")
+    ax.set_ylabel("pass@1 (held-out, T=1)")
+    ax.set_title("Accuracy vs length per method (big: mean over seeds)")
+    ax.legend(loc="best", fontsize=7, ncol=2)
+    ax.margins(0.1)
+
+
+# image name -> (data file name, plot function)
 PLOTS = {
-    "demo_reward_curve": demo_reward_curve,
-    "pass_at_k_spectrum": pass_at_k_spectrum,
-    "drpo_tradeoff": drpo_tradeoff,
+    "demo_reward_curve": ("demo_reward_curve", demo_reward_curve),
+    "pass_at_k_spectrum": ("pass_at_k_spectrum", pass_at_k_spectrum),
+    "drpo_tradeoff": ("drpo_tradeoff", drpo_tradeoff),
+    "methods_toy_pass_at_k": ("methods_toy", methods_toy_pass_at_k),
+    "methods_toy_length": ("methods_toy", methods_toy_length),
 }
 
 
@@ -88,10 +150,15 @@ def main(argv: list[str] | None = None) -> list[Path]:
     args = parser.parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, plot in PLOTS.items():
-        source = args.data_dir / f"{name}.json"
+    for name, (data_name, plot) in PLOTS.items():
+        source = args.data_dir / f"{data_name}.json"
         if not source.exists():
-            raise SystemExit(f"{source} is missing: run `python docs/figures/generate.py --only {name}` first.")
+            how = (
+                "python benchmarks/methods_toy.py"
+                if data_name == "methods_toy"
+                else f"python docs/figures/generate.py --only {data_name}"
+            )
+            raise SystemExit(f"{source} is missing: run `{how}` first.")
         fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
         plot(json.loads(source.read_text()), ax)
         fig.tight_layout()

@@ -13,7 +13,50 @@ from collections.abc import Callable
 import torch
 
 
-__all__ = ["sample_completions"]
+__all__ = ["label_completions", "sample_completions"]
+
+
+def label_completions(
+    rows: list[dict],
+    texts: list[str],
+    reward_func: Callable,
+    *,
+    answer_extractor: Callable[[str], str | None],
+    correct_threshold: float = 1.0,
+) -> list[dict]:
+    """Score one completion text per row: ``{**row, completion, reward, correct, extracted_answer}``.
+
+    The completion is the text, or one assistant message when the row's prompt is conversational; ``reward_func``
+    (TRL's reward signature) sees the rows' other columns as keyword arguments.
+    """
+    if not rows:
+        return []
+    conversational = not isinstance(rows[0]["prompt"], str)
+    completions = [[{"role": "assistant", "content": t}] if conversational else t for t in texts]
+    extra = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+    rewards = reward_func(prompts=[row["prompt"] for row in rows], completions=completions, **extra)
+    return [
+        {
+            **row,
+            "completion": completion,
+            "reward": reward,
+            "correct": reward is not None and reward >= correct_threshold,
+            "extracted_answer": answer_extractor(text),
+        }
+        for row, completion, text, reward in zip(rows, completions, texts, rewards, strict=True)
+    ]
+
+
+def _completion_token_counts(new_tokens: torch.Tensor, tokenizer) -> list[int]:
+    """Generated tokens per row up to and including the first end-of-sequence (``generate`` pads after it)."""
+    length = new_tokens.size(1)
+    if tokenizer.eos_token_id is None:
+        return [length] * new_tokens.size(0)
+    is_eos = new_tokens == tokenizer.eos_token_id
+    first_eos = torch.where(
+        is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, torch.full_like(is_eos[:, 0], length, dtype=torch.long)
+    )
+    return [int(value) for value in first_eos]
 
 
 @torch.no_grad()
@@ -26,6 +69,7 @@ def sample_completions(
     num_samples: int = 8,
     max_new_tokens: int = 256,
     temperature: float = 1.0,
+    top_p: float = 1.0,
     batch_size: int = 32,
     answer_extractor: Callable[[str], str | None] | None = None,
     correct_threshold: float = 1.0,
@@ -36,8 +80,10 @@ def sample_completions(
 
     Returns a ``datasets.Dataset`` with ``prompt``, ``completion`` (text, or one assistant message for conversational
     prompts), ``reward``, ``correct`` (``reward >= correct_threshold``) and ``extracted_answer`` (by
-    ``answer_extractor``, default :func:`trl_reasoning.rewards.extract_final_answer`), plus the dataset's other
-    columns. ``reward_func`` has TRL's reward signature. ``temperature=0`` decodes greedily. ``synced_gpus`` is
+    ``answer_extractor``, default :func:`trl_reasoning.rewards.extract_final_answer`) and ``completion_tokens`` (the
+    generated tokens up to and including the first end-of-sequence), plus the dataset's other columns.
+    ``reward_func`` has TRL's reward signature. ``temperature=0`` decodes greedily; ``top_p`` < 1 samples from the
+    nucleus. The caller's random state (CPU and CUDA) is restored afterwards. ``synced_gpus`` is
     passed to ``generate`` (which turns it on by itself under DeepSpeed ZeRO-3 or FSDP with several processes; pass
     False when only one process generates, or the others are waited for forever).
     """
@@ -47,6 +93,8 @@ def sample_completions(
         raise ValueError(f"The dataset needs a 'prompt' column; it has {dataset.column_names}.")
     if temperature < 0:
         raise ValueError(f"temperature={temperature} must be >= 0 (0 decodes greedily).")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p} must be in (0, 1].")
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples={num_samples} and batch_size={batch_size} must be >= 1.")
     if answer_extractor is None:
@@ -58,6 +106,7 @@ def sample_completions(
     model.eval()
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     generator_state = torch.random.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     torch.manual_seed(seed)
     rows = [row for row in dataset for _ in range(num_samples)]
     out = []
@@ -72,7 +121,9 @@ def sample_completions(
                 for row in batch
             ]
             encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {}
+            sampling = (
+                {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": top_p} if temperature > 0 else {}
+            )
             generated = model.generate(
                 **encoded,
                 **(sampling or {"do_sample": False}),
@@ -80,22 +131,21 @@ def sample_completions(
                 pad_token_id=tokenizer.pad_token_id,
                 **({} if synced_gpus is None else {"synced_gpus": synced_gpus}),
             )
-            texts_out = tokenizer.batch_decode(generated[:, encoded["input_ids"].size(1) :], skip_special_tokens=True)
-            completions = [[{"role": "assistant", "content": t}] if conversational else t for t in texts_out]
-            extra = {key: [row[key] for row in batch] for key in batch[0] if key != "prompt"}
-            rewards = reward_func(prompts=[row["prompt"] for row in batch], completions=completions, **extra)
-            for row, completion, text, reward in zip(batch, completions, texts_out, rewards, strict=True):
-                out.append(
-                    {
-                        **row,
-                        "completion": completion,
-                        "reward": reward,
-                        "correct": reward is not None and reward >= correct_threshold,
-                        "extracted_answer": answer_extractor(text),
-                    }
-                )
+            new_tokens = generated[:, encoded["input_ids"].size(1) :]
+            texts_out = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            labelled = label_completions(
+                batch,
+                texts_out,
+                reward_func,
+                answer_extractor=answer_extractor,
+                correct_threshold=correct_threshold,
+            )
+            for row, count in zip(labelled, _completion_token_counts(new_tokens, tokenizer), strict=True):
+                out.append({**row, "completion_tokens": count})
     finally:
         tokenizer.padding_side = padding_side
         torch.random.set_rng_state(generator_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
         model.train(was_training)
     return Dataset.from_list(out)

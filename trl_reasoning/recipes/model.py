@@ -19,12 +19,12 @@ def load_tokenizer(model_args, chat_template_path: str | None = None):
 
         tokenizer = build_tokenizer()
     else:
-        from transformers import AutoTokenizer
+        from ..testing import load_pretrained_tokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(
+        tokenizer = load_pretrained_tokenizer(
             model_args.model_name_or_path,
             revision=model_args.model_revision,
-            trust_remote_code=model_args.trust_remote_code,
+            trust_remote_code=getattr(model_args, "trust_remote_code", False),
         )
     if chat_template_path is not None:
         tokenizer.chat_template = Path(chat_template_path).read_text()
@@ -109,6 +109,14 @@ def embedded_policy(tokenizer, data_args: DatasetArguments, output_dir: str, see
     return AutoModelForCausalLM.from_pretrained(cache)
 
 
+def kbit_device_map() -> dict | None:
+    """Where a 4/8-bit model is loaded: all of it on this process's GPU (None without a GPU)."""
+    import torch
+    from accelerate import PartialState
+
+    return {"": PartialState().local_process_index} if torch.cuda.is_available() else None
+
+
 def load_policy(model_args, training_args, data_args: DatasetArguments, tokenizer):
     """The ``model`` argument for a TRL trainer.
 
@@ -122,17 +130,17 @@ def load_policy(model_args, training_args, data_args: DatasetArguments, tokenize
                 "--dataset_name needs --model_name_or_path: the embedded tiny model only knows the embedded task."
             )
         return embedded_policy(tokenizer, data_args, training_args.output_dir, training_args.seed)
-    from trl import get_kbit_device_map, get_quantization_config
+    from trl import get_quantization_config
 
     init_kwargs = {
         "revision": model_args.model_revision,
-        "trust_remote_code": model_args.trust_remote_code,
+        "trust_remote_code": getattr(model_args, "trust_remote_code", False),
         "attn_implementation": model_args.attn_implementation,
         "dtype": model_args.dtype,
     }
     quantization_config = get_quantization_config(model_args)
-    if quantization_config is not None:
-        init_kwargs.update(device_map=get_kbit_device_map(), quantization_config=quantization_config)
+    if quantization_config is not None:  # 4/8-bit weights live on this process's GPU
+        init_kwargs.update(device_map=kbit_device_map(), quantization_config=quantization_config)
     init_kwargs.update(training_args.model_init_kwargs or {})
     training_args.model_init_kwargs = init_kwargs
     return model_args.model_name_or_path

@@ -57,8 +57,12 @@ def _load_split(args: DatasetArguments, split: str):
     return dataset.map(lambda row: {"prompt": as_chat_prompt(row["prompt"], args)})
 
 
-def load_task(args: DatasetArguments, *, seed: int = 0) -> Task:
-    """The training and held-out prompts and the correctness reward described by ``args``."""
+def load_task(args: DatasetArguments, *, seed: int = 0, evaluation_only: bool = False) -> Task:
+    """The training and held-out prompts and the correctness reward described by ``args``.
+
+    With ``evaluation_only`` and a ``dataset_test_split``, the training split is not loaded (``train`` is None), so
+    a dataset that has only a test split (MATH-500) can be evaluated.
+    """
     if args.embedded:
         from ..testing import arithmetic_reward, arithmetic_split, last_integer
 
@@ -77,6 +81,10 @@ def load_task(args: DatasetArguments, *, seed: int = 0) -> Task:
 
     from ..rewards import accuracy_reward, extract_final_answer
 
+    if evaluation_only and args.dataset_test_split is not None:
+        evaluation = _load_split(args, args.dataset_test_split)
+        evaluation = evaluation.select(range(min(args.num_eval_prompts, len(evaluation))))
+        return Task(None, evaluation, accuracy_reward, extract_final_answer, embedded=False)
     train = _load_split(args, args.dataset_train_split)
     if args.dataset_test_split is not None:
         evaluation = _load_split(args, args.dataset_test_split)
