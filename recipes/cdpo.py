@@ -53,6 +53,7 @@ from trl_reasoning.recipes import (
     DatasetArguments,
     MetricsTable,
     add_greedy_accuracy,
+    end_distributed_run,
     finish_run,
     load_policy_model,
     load_task,
@@ -197,3 +198,4 @@ def main(script_args: CDPOScriptArguments, training_args: CriticalTokenDPOConfig
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     main(*make_parser().parse_args_and_config())
+    end_distributed_run()

@@ -44,6 +44,7 @@ from trl_reasoning.recipes import (
     DatasetArguments,
     MetricsTable,
     add_greedy_accuracy,
+    end_distributed_run,
     finish_run,
     load_policy,
     load_task,
@@ -126,3 +127,4 @@ def main(script_args: GRPOScriptArguments, training_args: ReasoningGRPOConfig, m
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     main(*make_parser().parse_args_and_config())
+    end_distributed_run()

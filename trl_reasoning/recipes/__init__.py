@@ -8,7 +8,8 @@ The scripts stay short (parse, build, train); this package does the rest the sam
 * :mod:`.model` — :func:`load_tokenizer`, :func:`load_policy`: a hub model for the trainer to load, or the embedded
   tiny model with its supervised warm-up cached under the output dir;
 * :mod:`.callbacks` — the progress bar, the per-step table and greedy accuracy before / after training;
-* :mod:`.summary` — ``summary.json`` and ``reward_curve.png``.
+* :mod:`.summary` — ``summary.json`` and ``reward_curve.png``;
+* :mod:`.teardown` — :func:`end_distributed_run`, the clean end of a multi-process launch.
 """
 
 from .arguments import DatasetArguments
@@ -16,6 +17,7 @@ from .callbacks import GreedyAccuracy, MetricsTable, QuietProgress, add_greedy_a
 from .model import load_policy, load_policy_model, load_tokenizer
 from .summary import finish_run, plot_reward_curve, write_summary
 from .task import REWARD_NAMES, Task, load_task
+from .teardown import end_distributed_run
 
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "QuietProgress",
     "Task",
     "add_greedy_accuracy",
+    "end_distributed_run",
     "finish_run",
     "load_policy",
     "load_policy_model",
