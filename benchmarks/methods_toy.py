@@ -206,44 +206,39 @@ def summarise(runs: list[dict], labels: list[str]) -> list[dict]:
     return rows
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
 def format_table(summary: list[dict], ks: list[str]) -> str:
     def cell(pair, digits=3):
         mean, std = pair
         return "n/a" if mean is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
-    header = [
-        "method",
-        *(f"pass@{k}" for k in ks),
-        "maj@8" if "8" in ks else f"maj@{ks[-1]}",
-        "correct len",
-        "train s",
-    ]
     maj = "8" if "8" in ks else ks[-1]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in summary:
-        cells = [row["label"], *(cell(row[f"pass@{k}"]) for k in ks), cell(row[f"maj@{maj}"])]
-        cells += [cell(row["mean_correct_length"], 2), cell(row["train_seconds"], 0)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    header = ["method", *(f"pass@{k}" for k in ks), f"maj@{maj}", "correct len", "train s"]
+    rows = [
+        [row["label"], *(cell(row[f"pass@{k}"]) for k in ks), cell(row[f"maj@{maj}"])]
+        + [cell(row["mean_correct_length"], 2), cell(row["train_seconds"], 0)]
+        for row in summary
+    ]
+    return markdown_table(header, rows)
 
 
 def format_per_seed_table(runs: list[dict], labels: list[str], largest_k: str) -> str:
     """pass@1 / pass@<largest k> / mean correct length of every run, one column per seed (paired comparisons)."""
     seeds = sorted({run["seed"] for run in runs})
     by_key = {(run["label"], run["seed"]): run for run in runs}
-    header = ["method", *(f"seed {seed}" for seed in seeds)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label in labels:
-        cells = [label]
-        for seed in seeds:
-            run = by_key.get((label, seed))
-            if run is None:
-                cells.append("")
-                continue
-            length = "n/a" if run["mean_correct_length"] is None else f"{run['mean_correct_length']:.2f}"
-            cells.append(f"{run['pass@k']['1']:.3f} / {run['pass@k'][largest_k]:.3f} / {length}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+
+    def cell(run):
+        if run is None:
+            return ""
+        length = "n/a" if run["mean_correct_length"] is None else f"{run['mean_correct_length']:.2f}"
+        return f"{run['pass@k']['1']:.3f} / {run['pass@k'][largest_k]:.3f} / {length}"
+
+    rows = [[label, *(cell(by_key.get((label, seed))) for seed in seeds)] for label in labels]
+    return markdown_table(["method", *(f"seed {seed}" for seed in seeds)], rows)
 
 
 def main(argv: list[str] | None = None) -> dict:

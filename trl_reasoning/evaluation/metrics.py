@@ -143,15 +143,9 @@ def mean_maj_at_k(answers_per_problem, correct_per_problem, ks: Iterable[int], *
         raise ValueError("mean_maj_at_k: no problems; pass one list of answers per problem.")
     if len(answers_per_problem) != len(correct_per_problem):
         raise ValueError("mean_maj_at_k: answers_per_problem and correct_per_problem differ in length.")
+    problems = list(zip(answers_per_problem, correct_per_problem, strict=True))
     return {
-        int(k): float(
-            np.mean(
-                [
-                    maj_at_k(answers, correct, int(k), **kwargs)
-                    for answers, correct in zip(answers_per_problem, correct_per_problem, strict=True)
-                ]
-            )
-        )
+        int(k): float(np.mean([maj_at_k(answers, correct, int(k), **kwargs) for answers, correct in problems]))
         for k in ks
     }
 
