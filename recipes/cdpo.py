@@ -18,10 +18,14 @@ and sometimes wrong, on a CPU, with nothing downloaded. Dataset, column, chat-te
     python recipes/cdpo.py --config recipes/configs/cdpo_demo.yaml --output_dir outputs/cdpo
     # a real model and dataset: run stages 1-4 in one process, then train on 1..N GPUs (stages are cached)
     python recipes/cdpo.py --model_name_or_path deepseek-ai/deepseek-math-7b-instruct --dataset_name <dataset> \
-        --answer_column answer --num_samples 64 --sample_temperature 0.3 --use_peft --lora_r 16 --lora_alpha 32 \
-        --learning_rate 4e-5 --num_train_epochs 3 --output_dir outputs/cdpo --pipeline_only
+        --answer_column answer --num_samples 64 --sample_temperature 0.3 --output_dir outputs/cdpo --pipeline_only
     accelerate launch --config_file $(python -m trl_reasoning.accelerate_configs zero3) recipes/cdpo.py \
         <the same flags, without --pipeline_only>
+
+cDPO trains with the paper's settings unless told otherwise (``CDPO_DEFAULTS``): γ = ``--beta 1.0``,
+``--learning_rate 4e-5``, 3 epochs, a LoRA adapter (r 16, α 32, every linear layer) on the base model, which is also
+the reference; ``--use_peft false`` trains all weights (then lower the learning rate). The official code's variant is
+``--beta 0.1 --cdpo_form per_position --eos_weight one``.
 
 Real datasets are scored with ``trl_reasoning.rewards.accuracy_reward`` against the answer column. The held-out
 greedy accuracy before and after cDPO, the step count and the wall time go to ``<output_dir>/summary.json``.
@@ -84,8 +88,28 @@ class CDPOScriptArguments(DatasetArguments):
     )
 
 
+# cDPO's training settings (Lin et al. 2024, arXiv 2411.19943, and the official code's configs/train_config.py
+# get_cdpo_config; docs/methods/cdpo.md "Paper hyperparameters"): the recipe's defaults, under any --config file and
+# flag. The paper's γ = 1.0 goes with its learning rate 4e-5 on a fresh LoRA adapter (TRL's DPOConfig: 1e-6, full
+# fine-tuning); the official code uses the same learning rate with γ = 0.1 (--beta 0.1).
+CDPO_DEFAULTS = {
+    "beta": 1.0,  # γ of the DPO sigmoid (paper; official code 0.1)
+    "learning_rate": 4e-5,  # paper and code
+    "num_train_epochs": 3,  # paper and code
+    "warmup_steps": 0.1,  # a tenth of the steps (code: warmup_ratio=0.1)
+    "weight_decay": 0.01,  # code
+    "use_peft": True,  # paper: a fresh LoRA on the base model, the base (adapter disabled) as reference
+    "lora_r": 16,  # code
+    "lora_alpha": 32,  # code
+    "lora_dropout": 0.0,  # code
+    "lora_target_modules": ["all-linear"],  # code: q/k/v/o/gate/up/down, every linear layer but the LM head
+}
+
+
 def make_parser() -> TrlParser:
-    return TrlParser((CDPOScriptArguments, CriticalTokenDPOConfig, ModelConfig))
+    parser = TrlParser((CDPOScriptArguments, CriticalTokenDPOConfig, ModelConfig))
+    parser.set_defaults_with_config(**CDPO_DEFAULTS)
+    return parser
 
 
 def run_pipeline(script_args, training_args, model, tokenizer, train, reward, extractor, output_dir: Path) -> Dataset:

@@ -31,10 +31,16 @@ def make_trainer(
     model_seed=0,
     model_dtype=torch.float32,
     train_dataset=None,
+    config_cls=None,
     **args,
 ):
+    """A GRPO trainer on the tiny model: ours (``reasoning``) or TRL's; ``config_cls`` overrides the config class
+    (e.g. ours given a plain ``trl.GRPOConfig``, as a user who changed only the import would)."""
     tokenizer = build_tokenizer()
-    config_cls, trainer_cls = (ReasoningGRPOConfig, ReasoningGRPOTrainer) if reasoning else (GRPOConfig, GRPOTrainer)
+    config_cls_default, trainer_cls = (
+        (ReasoningGRPOConfig, ReasoningGRPOTrainer) if reasoning else (GRPOConfig, GRPOTrainer)
+    )
+    config_cls = config_cls or config_cls_default
     config = config_cls(output_dir=str(tmp_path), **{**BASE_ARGS, **args})
     return trainer_cls(
         model=build_tiny_model(tokenizer, seed=model_seed).to(model_dtype),

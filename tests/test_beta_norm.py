@@ -4,8 +4,10 @@ import math
 
 import pytest
 import torch
+from helpers import make_trainer
 
 from trl_reasoning import get_advantage_estimator
+from trl_reasoning.testing import completion_text, scripted_rollout
 
 
 NAN = float("nan")
@@ -396,3 +398,83 @@ def test_called_with_the_standard_arguments():
     assert_advantages(out.advantages, [A1, -A1, -A1, A1, A2, A2, A2, -A3, -A2, -A2, -A2, A3])
     assert out.keep.all()
     assert estimator(rewards=rewards, group_size=4).shape == rewards.shape
+
+
+# --- the official loss aggregation through the trainer --------------------------------------------------------------
+
+
+def correct_if_short(completions, **kwargs):
+    # scripted completions are (L - 1) digits + EOS: the 10- and 20-token ones are "correct"
+    return [1.0 if len(completion_text(c)) + 1 in (10, 20) else 0.0 for c in completions]
+
+
+def bnpo_trainer(tmp_path, **args):
+    settings = dict(
+        advantage_estimator="beta_norm",
+        loss_type="luspo",  # recipes/configs/bnpo.yaml
+        epsilon=0.2,
+        epsilon_high=0.28,
+        delta=10.0,
+        per_device_train_batch_size=4,
+        max_completion_length=64,
+        reward_funcs=(correct_if_short,),
+        trainer_kwargs={"rollout_func": scripted_rollout([10, 20, 30, 40])},
+    )
+    trainer = make_trainer(tmp_path, **{**settings, **args})
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train() in a real run
+    return trainer
+
+
+def loss_and_grad(trainer, inputs, old_log_ratio=None, rows=(0, 1, 2, 3)):
+    """TRL's loss on ``rows`` of ``inputs``, with the policy's log-probs replaced by a leaf of zeros."""
+    rows = list(rows)
+    part = {key: value[rows] if torch.is_tensor(value) and value.dim() and len(value) == 4 else value
+            for key, value in inputs.items()}  # fmt: skip
+    width = part["completion_ids"].size(1)
+    logps = torch.zeros(len(rows), width, requires_grad=True)
+    if old_log_ratio is not None:  # log π_old per token, so that the ratio π/π_old is exp(-old) on every token
+        part["old_per_token_logps"] = torch.tensor(old_log_ratio)[rows, None].expand(len(rows), width).clone()
+    trainer._get_per_token_logps_and_entropies = lambda *a, **k: (logps, torch.zeros_like(logps), None)
+    loss = trainer._compute_loss(trainer.model, part)
+    (grad,) = torch.autograd.grad(loss, logps)
+    return loss.item(), grad
+
+
+@pytest.mark.slow
+def test_luspo_is_verls_seq_mean_token_sum(tmp_path):
+    """docs/methods/bnpo.md: `loss_type="luspo"` (token-level ratios) is the official `seq-mean-token-sum`.
+
+    Rewards [1, 1, 0, 0] on lengths [10, 20, 30, 40], one prompt: α = β = 1, A = [0.5, 0.5, -0.5, -0.5]. On-policy
+    every token's loss is -A, so the token sums are [-5, -10, 15, 20] and their mean over the 4 sequences is 5.0
+    (dr_grpo: 20 / (4 · 64) = 0.078125; dapo, the token mean: 20 / 100 = 0.2). Gradient per token: -A / 4.
+    """
+    trainer = bnpo_trainer(tmp_path)
+    inputs = trainer._generate_and_score_completions([trainer.train_dataset[0]] * 4)
+    torch.testing.assert_close(inputs["advantages"], torch.tensor([0.5, 0.5, -0.5, -0.5]))
+    assert inputs["completion_mask"].sum(dim=1).tolist() == [10, 20, 30, 40]
+    loss, grad = loss_and_grad(trainer, inputs)
+    assert loss == pytest.approx(5.0, abs=1e-6)
+    for row, (length, g) in enumerate(zip([10, 20, 30, 40], [-0.125, -0.125, 0.125, 0.125], strict=True)):
+        torch.testing.assert_close(grad[row, :length], torch.full((length,), g), rtol=0, atol=1e-7)
+        assert (grad[row, length:] == 0).all()
+
+    # Two accumulation steps of 2 sequences: mean(-5, -10)/2 + mean(15, 20)/2 = 5.0 again, the same gradient (verl
+    # scales each micro-batch by its share of the mini-batch, which is 1/2 here).
+    trainer.current_gradient_accumulation_steps = 2
+    first, grad_first = loss_and_grad(trainer, inputs, rows=(0, 1))
+    second, grad_second = loss_and_grad(trainer, inputs, rows=(2, 3))
+    assert first == pytest.approx(-3.75, abs=1e-6) and second == pytest.approx(8.75, abs=1e-6)
+    torch.testing.assert_close(torch.cat([grad_first, grad_second]), grad, rtol=0, atol=1e-7)
+
+    # Off-policy, with verl's dual clip (clip_ratio_low 0.2, high 0.28, c = 10) worked by hand per token:
+    # ratio 1.5, A > 0: -min(0.75, 1.28 · 0.5) = -0.64;  ratio 0.5, A > 0: -min(0.25, 0.8 · 0.5) = -0.25;
+    # ratio 20, A < 0: min(c · 0.5, max(20 · 0.5, 1.28 · 0.5)) = 5;  ratio 0.5, A < 0: min(5, max(0.25, 0.4)) = 0.4.
+    # Token sums [-6.4, -5, 150, 16], mean 38.65; only the unclipped second row has a gradient, -0.5 · 0.5 / 4.
+    trainer.current_gradient_accumulation_steps = 1
+    ratios = [1.5, 0.5, 20.0, 0.5]
+    loss, grad = loss_and_grad(trainer, inputs, old_log_ratio=[-math.log(r) for r in ratios])
+    assert loss == pytest.approx(38.65, abs=1e-4)
+    expected = torch.zeros_like(grad)
+    expected[1, :20] = -0.0625
+    torch.testing.assert_close(grad, expected, rtol=0, atol=1e-6)

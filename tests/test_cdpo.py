@@ -211,6 +211,50 @@ def test_weight_metrics_are_the_rejected_token_weights(tmp_path):
     assert metrics["critical/frac_below_0.5"][-1] == pytest.approx(sum(w < 0.5 for w in flat) / len(flat))
 
 
+@pytest.mark.parametrize(
+    ("eos_weight", "expected"),
+    [("score", [0.1562052655, 0.9099694268, 0.9841237600]), ("one", [0.1562052655, 0.9099694268, 1.0])],
+)
+def test_eos_weight_follows_the_paper_or_the_official_code(tmp_path, eos_weight, expected):
+    """docs/methods/cdpo.md, implementation detail 5: the rejected answer "12" is the tokens 1, 2, EOS; its weights
+    are the ALGORITHMS.md §4(e) ones, scored by `critical_token_weights`, so the EOS has 1 − s_EOS = 0.98412376.
+    "score" (the paper) keeps it; "one" (the official code) replaces it by 1. Weight means 0.6834328174 / 0.6887248974.
+    """
+    from trl_reasoning.token_weights import critical_token_weights
+
+    positive = torch.tensor([[[2.0, 1, 0], [0, 0.5, 1], [1, 0, 0]]], dtype=torch.float64)
+    negative = torch.tensor([[[1.0, 1, 0], [0, 0, 3], [0, 2, 0]]], dtype=torch.float64)
+    scored = critical_token_weights(positive, negative, torch.tensor([[0, 2, 1]]))[0].tolist()
+    assert scored == pytest.approx(WEIGHTS, abs=1e-10)
+    dataset = Dataset.from_list(
+        [{"prompt": "2+3=", "chosen": "5", "rejected": "12", "rejected_token_weights": scored}]
+    )
+    tokenizer = build_tokenizer()
+    trainer = cdpo_trainer(tmp_path, dataset, eos_weight=eos_weight)
+    row = trainer.train_dataset[0]
+    assert row["rejected_ids"][-1] == tokenizer.eos_token_id and len(row["rejected_ids"]) == 3
+    assert row["rejected_token_weights"] == pytest.approx(expected, abs=1e-10)
+
+    batch = trainer.data_collator([row])
+    rejected_weights = batch["token_weights"][1][batch["completion_mask"][1].bool()]
+    assert rejected_weights.tolist() == pytest.approx(expected, abs=1e-7)
+    trainer.compute_loss(trainer.model, batch)
+    mean = {"score": 0.6834328174, "one": 0.6887248974}[eos_weight]
+    assert trainer._metrics["train"]["critical/weight_mean"][-1] == pytest.approx(mean, abs=1e-7)
+
+
+def test_eos_weight_one_short_column_and_bad_values(tmp_path):
+    # A column without the EOS weight gives the EOS 1 under either rule; an unknown rule names the valid ones.
+    dataset = Dataset.from_list(
+        [{"prompt": "2+3=", "chosen": "5", "rejected": "12", "rejected_token_weights": [0.3, 0.2]}]
+    )
+    for rule in ("score", "one"):
+        trainer = cdpo_trainer(tmp_path / rule, dataset, eos_weight=rule)
+        assert trainer.train_dataset[0]["rejected_token_weights"] == pytest.approx([0.3, 0.2, 1.0])
+    with pytest.raises(ValueError, match=r"eos_weight='last' is not valid.*\['score', 'one'\]"):
+        CriticalTokenDPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", eos_weight="last")
+
+
 @pytest.mark.slow
 def test_precomputed_reference_gives_the_same_losses(tmp_path):
     tokenizer = build_tokenizer()
@@ -284,3 +328,40 @@ def test_config_rejects_incompatible_options(tmp_path):
         config(use_weighting=True)
     with pytest.raises(ValueError, match="critical_beta"):
         config(critical_beta=-1.0)
+
+
+def test_recipe_defaults_are_one_cited_set():
+    """recipes/cdpo.py defaults to the paper's training set (docs/methods/cdpo.md, implementation detail 6): γ = 1.0
+    with learning rate 4e-5 (not TRL's 1e-6), 3 epochs, a LoRA of rank 16, α 32, dropout 0 on every linear layer, the
+    code's warm-up ratio 0.1 and weight decay 0.01; a config file and flags still override them."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "recipes" / "cdpo.py"
+    spec = importlib.util.spec_from_file_location("_cdpo_recipe_defaults", path)
+    recipe = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = recipe  # dataclasses resolve annotations through sys.modules
+    try:
+        spec.loader.exec_module(recipe)
+        cpu = ["--output_dir", "out", "--use_cpu", "--bf16", "false"]
+        _, training, model = recipe.make_parser().parse_args_and_config(cpu)
+        assert (training.beta, training.learning_rate, training.num_train_epochs) == (1.0, 4e-5, 3)
+        assert (training.warmup_steps, training.weight_decay, training.eos_weight) == (0.1, 0.01, "score")
+        assert model.use_peft and (model.lora_r, model.lora_alpha, model.lora_dropout) == (16, 32, 0.0)
+        assert model.lora_target_modules == "all-linear"
+        _, training, model = recipe.make_parser().parse_args_and_config(
+            [*cpu, "--beta", "0.1", "--use_peft", "false", "--eos_weight", "one"]
+        )
+        assert (training.beta, training.learning_rate, model.use_peft, training.eos_weight) == (
+            0.1,
+            4e-5,
+            False,
+            "one",
+        )
+        demo = str(path.parent / "configs" / "cdpo_demo.yaml")
+        _, training, model = recipe.make_parser().parse_args_and_config(["--config", demo, "--output_dir", "out"])
+        assert (training.learning_rate, training.warmup_steps, training.weight_decay) == (1e-4, 0, 0.0)
+        assert not model.use_peft
+    finally:
+        del sys.modules[spec.name]

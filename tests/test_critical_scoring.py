@@ -107,6 +107,37 @@ def test_tokenize_preference_matches_the_trainer_and_weights_from_adapters(tmp_p
         assert scored[row]["rejected_token_weights"] == pytest.approx(expected, abs=1e-5)
 
 
+def test_eos_weight_one_also_applies_to_weights_from_adapters(tmp_path, random_adapters):
+    """docs/methods/cdpo.md, implementation detail 5: with eos_weight="one" the scored EOS weight becomes 1."""
+    positive, negative = random_adapters
+    tokenizer = build_tokenizer()
+    rules = {}
+    for rule in ("score", "one"):
+        config = CriticalTokenDPOConfig(
+            output_dir=str(tmp_path / rule),
+            critical_positive_adapter=positive,
+            critical_negative_adapter=negative,
+            eos_weight=rule,
+            use_cpu=True,
+            bf16=False,
+            report_to="none",
+        )
+        trainer = CriticalTokenDPOTrainer(
+            model=build_tiny_model(tokenizer),
+            ref_model=build_tiny_model(tokenizer),
+            args=config,
+            train_dataset=pairs(),
+            processing_class=tokenizer,
+        )
+        rules[rule] = trainer.train_dataset
+    for score_row, one_row in zip(rules["score"], rules["one"], strict=True):
+        assert score_row["rejected_ids"][-1] == tokenizer.eos_token_id
+        scored, ones = score_row["rejected_token_weights"], one_row["rejected_token_weights"]
+        expected = reference_weights(positive, negative, score_row["prompt_ids"], score_row["rejected_ids"])
+        assert scored == pytest.approx(expected, abs=1e-5) and scored[-1] < 1 - 1e-3  # 1 - s_EOS, not 1
+        assert ones == pytest.approx([*expected[:-1], 1.0], abs=1e-5) and ones[-1] == 1.0
+
+
 @pytest.mark.slow
 def test_cdpo_pipeline_end_to_end(tmp_path):
     """sample -> label -> two adapters -> score -> cDPO, on the tiny warmed-up model (recipes/cdpo.py)."""

@@ -36,7 +36,7 @@ def run(tmp_path: Path, nproc: int, estimator: str, policy_loss: str, token_weig
 
 
 # psr drops samples (the token count is global); beta_norm fits α, β on the global batch; drpo couples the samples of
-# a group inside the loss; entropy token weighting min-max normalises and averages over the global batch.
+# a group inside the loss; entropy token weighting and EMPG min-max normalise and average over the global batch.
 @pytest.mark.parametrize(
     "estimator, policy_loss, token_weighting",
     [
@@ -44,7 +44,8 @@ def run(tmp_path: Path, nproc: int, estimator: str, policy_loss: str, token_weig
         ("psr", "trl", "none"),
         ("beta_norm", "trl", "none"),
         ("grpo", "drpo", "none"),
-        ("grpo", "trl", "entropy"),
+        ("grpo", "trl", "entropy_token_scale"),
+        ("grpo", "trl", "empg"),
     ],
 )
 def test_two_processes_match_one(tmp_path, estimator, policy_loss, token_weighting):
@@ -58,6 +59,6 @@ def test_two_processes_match_one(tmp_path, estimator, policy_loss, token_weighti
     # float64 run; the ~1e-9 differences (vs. updates of ~1) come from reductions over differently sized batches. The
     # entropy weights come from TRL's float32 fused LM head, whose rounding depends on the batch layout: ~6e-7 here,
     # against ~7e-4 when each process normalised over its own half (measured with the gather switched off).
-    atol = 5e-6 if token_weighting == "entropy" else 1e-8
+    atol = 5e-6 if token_weighting in ("entropy_token_scale", "empg") else 1e-8
     for name, value in single["params"].items():
         torch.testing.assert_close(double["params"][name], value, rtol=1e-7, atol=atol, msg=name)

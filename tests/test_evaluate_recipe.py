@@ -84,7 +84,7 @@ def test_methods_toy_smoke_runs_every_method_and_the_plots_read_it(tmp_path):
         "W-REINFORCE": {"advantage_estimator": "w_reinforce", "positive_weight": 0.1, "loss_type": "dapo"},
         "DRPO": {"policy_loss": "drpo", "length_lambda": 0.1, "drpo_kl_beta": 1000.0},
         "drpo_length": {"advantage_estimator": "drpo_length", "length_lambda": 0.1},
-        "BNPO": {"advantage_estimator": "beta_norm", "loss_type": "dr_grpo"},
+        "BNPO": {"advantage_estimator": "beta_norm", "loss_type": "luspo"},
         "TOPR": {"policy_loss": "topr", "topr_target_positive_fraction": 0.15},
     }
     for label, keys in expected.items():

@@ -13,8 +13,10 @@ from trl_reasoning.losses import (
     policy_loss_names,
     register_policy_loss,
     topr_baseline_for_positive_fraction,
+    topr_baseline_for_rewards,
     topr_effective_positive_fraction,
     topr_loss,
+    topr_weighted_positive_fraction,
 )
 from trl_reasoning.losses.base import _POLICY_LOSSES
 
@@ -209,6 +211,95 @@ def test_registered_topr_uses_signed_correctness_and_the_batch_positive_fraction
     # p = 0.5, p̃ = 0.25 → c = 0.5 (ALGORITHMS.md §3(b)), whose worked loss is −9.5489799478.
     assert out.metrics["topr/baseline"].item() == pytest.approx(0.5)
     assert out.loss.item() == pytest.approx(-9.5489799478, abs=1e-8)
+
+
+# TOPR with 0/1 and shaped rewards (issue 16, item 3.2): the effective share of positives is Σ[R − c]₊ / Σ|R − c|,
+# and every sample with R − c < 0 must be tapered.
+
+
+@pytest.mark.parametrize(
+    ("rewards", "target", "expected"),
+    [
+        ([1.0, 1.0, -1.0, -1.0], 0.15, 0.7),  # ±1: ALGORITHMS.md §3(e), p = 0.5 → c = 0.7
+        ([1.0] + [-1.0] * 9, 0.15, -0.2272727273),  # ±1: p = 0.1 → c = −0.2272727
+        ([1.0, 0.0, 0.0, 1.0], 0.15, 0.85),  # 0/1: c = p(1 − p̃)/(p(1 − p̃) + p̃(1 − p)) = 0.425/0.5
+        ([1.0, 0.0, 0.0, 0.0], 0.5, 0.25),  # p̃ = 0.5: coefficients sum to 0, so c is the mean reward
+        ([1.0, 0.5, 0.0, 0.0], 0.5, 0.375),  # shaped, p̃ = 0.5: the mean again
+        ([1.0, 0.5, 0.0, 0.0], 0.2, 0.9 / 1.4),  # shaped: c in [0.5, 1], (0.8·1 + 0.2·0.5)/(0.8·1 + 0.2·3)
+        ([1.0, float("nan"), 0.0, 0.0, 1.0], 0.15, 0.85),  # NaN (unscorable) rewards are left out
+    ],
+)
+def test_topr_baseline_for_rewards_hand_computed(rewards, target, expected):
+    c = topr_baseline_for_rewards(rewards, target)
+    assert c == pytest.approx(expected, abs=1e-10)
+    assert topr_weighted_positive_fraction(rewards, c) == pytest.approx(target, abs=1e-12)
+
+
+def test_topr_weighted_positive_fraction_is_the_paper_formula_on_pm1_and_its_0_1_analogue():
+    # ±1: the paper's p(1 − c)/(1 + (1 − 2p)c), e.g. (p, c) = (0.5, 0.6) → 0.2 and (0.1, −0.5) → 0.25.
+    assert topr_weighted_positive_fraction([1.0, -1.0], 0.6) == pytest.approx(0.2, abs=1e-12)
+    assert topr_weighted_positive_fraction([1.0] + [-1.0] * 9, -0.5) == pytest.approx(0.25, abs=1e-12)
+    assert topr_weighted_positive_fraction([1.0] + [-1.0] * 9, -0.5) == pytest.approx(
+        topr_effective_positive_fraction(0.1, -0.5), abs=1e-12
+    )
+    # 0/1 with c = 0.5: (1 − c) for the correct, c for the wrong: p = 0.25 → 0.125/(0.125 + 0.375) = 0.25.
+    assert topr_weighted_positive_fraction([1.0, 0.0, 0.0, 0.0], 0.5) == pytest.approx(0.25, abs=1e-12)
+    # The ±1 formula applied to 0/1 rewards is wrong: at p = 0.5 it wants c = 0.7, which gives 0.3/(0.3 + 0.7).
+    assert topr_weighted_positive_fraction([1.0, 0.0, 0.0, 1.0], 0.7) == pytest.approx(0.3, abs=1e-12)
+    assert math.isnan(topr_weighted_positive_fraction([0.5, 0.5], 0.5))
+
+
+def test_topr_baseline_for_rewards_degenerate_and_bad_inputs():
+    assert topr_baseline_for_rewards([1.0, 1.0, 1.0], 0.2) == 0.0  # one value: no baseline changes the mix
+    assert topr_baseline_for_rewards([], 0.2) == 0.0
+    with pytest.raises(ValueError, match="target_positive_fraction"):
+        topr_baseline_for_rewards([1.0, 0.0], 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        topr_baseline_for_rewards([1.0, float("inf")], 0.5)
+
+
+ZERO_ONE_R = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+
+
+def test_topr_zero_one_rewards_taper_by_coefficient_hand_computed():
+    """0/1 rewards, c = 0.85 (p = 0.5, p̃ = 0.15), the §3(e) log-ratios and log π.
+
+    Coefficients R − c = [0.15, −0.85, −0.85, 0.15]; the wrong answers are tapered: α₁ = e^−0.5 = 0.6065306597,
+    α₂ = min(e^0.3, 1) = 1. loss = −¼ Σ α(R − c) log π = −¼ (−1.5 + 0.85·0.6065306597·20 + 25.5 − 6) = −7.0777553038;
+    ∂loss/∂log π(τ_i) = −α(R − c)/4 = [−0.0375, 0.1288877652, 0.2125, −0.0375].
+    """
+    logps, mask = spread(TOPR_LOGPI, (2, 3, 4, 5))
+    behavior, _ = spread([lp - r for lp, r in zip(TOPR_LOGPI, TOPR_LOG_RATIO, strict=True)], (2, 3, 4, 5))
+    logps.requires_grad_(True)
+    out = topr_loss(logps, behavior, mask, ZERO_ONE_R, baseline=0.85, taper_by="coefficient")
+    assert out.loss.item() == pytest.approx(-7.0777553038, abs=1e-9)
+    out.loss.backward()
+    for i, value in enumerate([-0.0375, 0.1288877652, 0.2125, -0.0375]):
+        torch.testing.assert_close(logps.grad[i][mask[i] > 0], torch.full_like(logps.grad[i][mask[i] > 0], value))
+    assert out.metrics["topr/alpha_negative_mean"].item() == pytest.approx((0.6065306597 + 1.0) / 2)
+    assert out.metrics["topr/positive_fraction"].item() == pytest.approx(0.5)
+    # The paper's literal split (R < 0) tapers nothing here: both wrong answers get weight 1, naive REINFORCE.
+    naive = topr_loss(logps, behavior, mask, ZERO_ONE_R, baseline=0.85, taper_by="reward")
+    assert naive.loss.item() == pytest.approx(-8.75, abs=1e-9)  # −¼ (−1.5 + 17 + 25.5 − 6)
+    assert naive.metrics["topr/positive_fraction"].item() == 1.0
+
+
+def test_registered_topr_with_total_rewards_solves_the_baseline_from_them():
+    logps, behavior, mask, _ = topr_example()
+    out = get_policy_loss("topr").compute(
+        per_token_logps=logps,
+        behavior_per_token_logps=behavior,
+        mask=mask,
+        correct=torch.tensor([True, False, False, True]),
+        scorable=torch.ones(4, dtype=torch.bool),
+        rewards=ZERO_ONE_R,
+        positive_fraction=torch.full((4,), 0.5),  # the ±1 formula would give c = 0.7
+        reward_source="reward",
+        target_positive_fraction=0.15,
+        taper_by="coefficient",
+    )
+    assert out.metrics["topr/baseline"].item() == pytest.approx(0.85)
+    assert out.loss.item() == pytest.approx(-7.0777553038, abs=1e-9)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -424,6 +515,40 @@ def test_drpo_uses_the_budget_not_the_padded_width():
     narrow = drpo_loss(logps, logps, mask, *args).loss
     wide = drpo_loss(wide_logps, wide_logps, wide_mask, *args).loss
     assert narrow.item() == pytest.approx(wide.item(), abs=1e-12)
+
+
+def test_drpo_kl_hinge_is_estimated_over_the_whole_loss_call():
+    """docs/methods/drpo.md, implementation detail 9: one KL token-mean and one hinge per call, not per group.
+
+    Two all-correct groups of 2 (no policy term): group A has 2 × 2 tokens at k1 KL 4e-4 each, group B 2 × 4 tokens at
+    1e-4. In one call: KL = (4·4e-4 + 8·1e-4)/12 = 2e-4, coefficient 1e3·(2e-4 − 1e-4) = 0.1, loss 2e-5, gradient
+    −0.1/12 per token. One group per call (the recipe's layout, accumulated over 2 calls): A alone has KL 4e-4,
+    coefficient 0.3, loss 1.2e-4/2 = 6e-5 and gradient −0.3/4/2 = −0.0375 per token; B alone is under the budget.
+    """
+    lengths = [2, 2, 4, 4]
+    mask = torch.tensor([[1.0 if t < n else 0.0 for t in range(4)] for n in lengths], dtype=torch.float64)
+    old = torch.tensor([[4e-4] * 4, [4e-4] * 4, [1e-4] * 4, [1e-4] * 4], dtype=torch.float64) * mask
+    correct = torch.ones(4, dtype=torch.bool)
+
+    def call(rows, accumulation):
+        logps = torch.zeros(len(rows), 4, dtype=torch.float64, requires_grad=True)
+        out = drpo_loss(logps, old[rows], mask[rows], correct[rows], torch.tensor(lengths)[rows], 2, 8)
+        (grad,) = torch.autograd.grad(out.loss / accumulation, logps)
+        return out, out.loss.item() / accumulation, grad
+
+    pooled, loss, grad = call([0, 1, 2, 3], 1)
+    assert pooled.metrics["drpo/kl"].item() == pytest.approx(2e-4, rel=1e-12)
+    assert pooled.metrics["drpo/kl_coef"].item() == pytest.approx(0.1, rel=1e-9)
+    assert loss == pytest.approx(2e-5, rel=1e-9)
+    torch.testing.assert_close(grad, torch.full((4, 4), -0.1 / 12, dtype=torch.float64) * mask, rtol=1e-9, atol=0)
+
+    group_a, loss_a, grad_a = call([0, 1], 2)
+    group_b, loss_b, grad_b = call([2, 3], 2)
+    assert group_a.metrics["drpo/kl_coef"].item() == pytest.approx(0.3, rel=1e-9)
+    assert group_b.metrics["drpo/kl_coef"].item() == 0.0
+    assert loss_a + loss_b == pytest.approx(6e-5, rel=1e-9)
+    torch.testing.assert_close(grad_a, torch.full((2, 4), -0.0375, dtype=torch.float64) * mask[:2], rtol=1e-9, atol=0)
+    assert (grad_b == 0).all()
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -20,7 +20,12 @@ from trl_reasoning.rewards.format import (
     has_boxed_answer,
     think_format_reward,
 )
-from trl_reasoning.rewards.length import get_correct_length_reward, get_soft_overlong_punishment
+from trl_reasoning.rewards.length import (
+    dapo_overlong_buffer,
+    get_correct_length_reward,
+    get_dapo_soft_overlong_punishment,
+    get_soft_overlong_punishment,
+)
 
 
 CASES_FILE = Path(__file__).parent / "data" / "reward_cases.jsonl"
@@ -325,6 +330,61 @@ def test_soft_overlong_punishment_is_picklable_and_named():
     assert clone(completion_ids=ids) == reward(completion_ids=ids) == [0.0, 0.0, -0.1, -1.0, -2.0, -1.0]
 
 
+def test_soft_overlong_correctness_range_scales_the_whole_punishment():
+    # correctness_range / 2 multiplies both branches: with 1 (a 0/1 accuracy) the punishment is halved, -1 → -0.5.
+    reward = get_soft_overlong_punishment(10, 4, correctness_range=1.0)
+    ids = [[1] * n for n in (0, 6, 7, 8, 10, 11)]
+    assert reward(completion_ids=ids) == [0.0, 0.0, -0.125, -0.25, -0.5, -0.5]
+    assert "correctness_range=1.0" in repr(pickle.loads(pickle.dumps(reward)))
+    for bad in (0, -1.0, float("inf"), "1", True):
+        with pytest.raises(ValueError, match="correctness_range"):
+            get_soft_overlong_punishment(10, 4, correctness_range=bad)
+
+
+def test_dapo_proportions_buffer_and_worked_example():
+    # DAPO's buffer is a fifth of the limit: 4096 of 20480 (ALGORITHMS.md Part B §10(c)), rounded, at least 1 token.
+    assert [dapo_overlong_buffer(n) for n in (20480, 8192, 10, 8, 4, 1)] == [4096, 1638, 2, 2, 1, 1]
+    lengths = [16000, 16384, 18000, 20480, 21000]
+    ids = [[7] * n for n in lengths]
+    # correctness_range=2 (DAPO's ±1) is §10(e) exactly; the default, 1 (0/1 accuracy), halves it.
+    dapo = get_dapo_soft_overlong_punishment(20480, correctness_range=2.0)
+    assert dapo(completion_ids=ids) == [0.0, 0.0, -0.39453125, -1.0, -1.0]
+    halved = get_dapo_soft_overlong_punishment(20480)
+    assert (halved.max_completion_len, halved.soft_punish_cache) == (20480, 4096)
+    assert halved(completion_ids=ids) == [0.0, 0.0, -0.197265625, -0.5, -0.5]
+
+
+def test_dapo_proportions_with_0_1_accuracy_give_dapo_advantages_through_grpo():
+    """Group (L_max = 20480): right at 16000 and 18000 tokens, wrong at 20480 (truncated) and 12000 tokens.
+
+    DAPO (±1 correctness + §10 punishment): totals [1, 1 − 0.39453125, −1 − 1, −1] = [1, 0.60546875, −2, −1].
+    Ours (0/1 accuracy + halved punishment): [1, 0.802734375, −0.5, 0] = (DAPO + 1) / 2, so Dr. GRPO's unscaled
+    advantages are exactly half of DAPO's and GRPO's std-scaled ones equal them (up to the 1e-4 in the denominator).
+    The old recipe shaping (buffer L_max // 4 = 5120, unscaled) starts at 15360 tokens and gives
+    [1 − 640/5120, 1 − 2640/5120, −1, 0] = [0.875, 0.484375, −1, 0], no affine map of DAPO's.
+    """
+    import torch
+
+    from trl_reasoning import get_advantage_estimator
+
+    lengths, right = [16000, 18000, 20480, 12000], [1.0, 1.0, 0.0, 0.0]
+    ids = [[0] * n for n in lengths]
+    ours = [a + p for a, p in zip(right, get_dapo_soft_overlong_punishment(20480)(completion_ids=ids), strict=True)]
+    assert ours == [1.0, 0.802734375, -0.5, 0.0]
+    dapo = torch.tensor([1.0, 0.60546875, -2.0, -1.0], dtype=torch.float64)
+    grpo = get_advantage_estimator("grpo")
+    unscaled = grpo(rewards=torch.tensor(ours, dtype=torch.float64), group_size=4, scale="none")
+    torch.testing.assert_close(unscaled, grpo(rewards=dapo, group_size=4, scale="none") / 2, rtol=0, atol=1e-12)
+    # DAPO's mean is −1.39453125 / 4 = −0.3486328125: unscaled [1.3486328125, 0.9541015625, −1.6513671875,
+    # −0.6513671875], halved.
+    expected = torch.tensor([1.3486328125, 0.9541015625, -1.6513671875, -0.6513671875], dtype=torch.float64) / 2
+    torch.testing.assert_close(unscaled, expected, rtol=0, atol=1e-12)
+    scaled = grpo(rewards=torch.tensor(ours, dtype=torch.float64), group_size=4)
+    torch.testing.assert_close(scaled, grpo(rewards=dapo, group_size=4), rtol=2e-4, atol=0)
+    old = get_soft_overlong_punishment(20480, 20480 // 4)(completion_ids=ids)
+    assert [a + p for a, p in zip(right, old, strict=True)] == [0.875, 0.484375, -1.0, 0.0]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
     [
@@ -392,6 +452,53 @@ def test_correct_length_reward_hand_computed():
     assert lenient(["x"] * 6, solution=solution, completion_ids=ids) == pytest.approx(
         [0.95, 1.0, 0.0, None, 0.0, 0.95]
     )
+
+
+def test_correct_length_reward_added_to_grpo_can_push_a_long_correct_answer_down():
+    """The brevity reward is not DRPO: added to GRPO's reward a long correct answer can get a negative advantage.
+
+    C = 100; right answers of 90, 10 and 20 tokens and a wrong one of 50. Totals (accuracy + brevity):
+    [1 + 0.1, 1 + 0.9, 1 + 0.8, 0] = [1.1, 1.9, 1.8, 0], group mean 1.2, sample std sqrt(2.3 / 3) = 0.8755950358, so
+    the 90-token right answer gets (1.1 − 1.2) / (0.8755950358 + 1e-4) = −0.1141950 < 0. DRPO's length weighting on
+    the same group keeps every right answer positive: GRPO on correctness gives 0.25 / (0.5 + 1e-4), times
+    |P|·softmax(−L/(λC)) over the right answers, λ = 0.1: 3·e^−9/(e^−9 + e^−1 + e^−2) → 3.677005e-4 for the 90-token one.
+    """
+    import torch
+
+    from trl_reasoning import get_advantage_estimator
+
+    lengths = [90, 10, 20, 50]
+    solution = ["right", "right", "right", "wrong"]
+    brevity = get_correct_length_reward(100, accuracy_reward=fake_accuracy)
+    scores = brevity(["x"] * 4, solution=solution, completion_ids=[[0] * n for n in lengths])
+    totals = [ACCURACY[s] + b for s, b in zip(solution, scores, strict=True)]
+    assert totals == pytest.approx([1.1, 1.9, 1.8, 0.0])
+    advantages = get_advantage_estimator("grpo")(rewards=torch.tensor(totals, dtype=torch.float64), group_size=4)
+    std = math.sqrt(2.3 / 3)
+    expected = [(t - 1.2) / (std + 1e-4) for t in totals]
+    assert advantages.tolist() == pytest.approx(expected, abs=1e-6)
+    assert advantages[0] < 0 and advantages[0] == pytest.approx(-0.1141950, abs=1e-6)
+    correct = torch.tensor([True, True, True, False])
+    drpo = get_advantage_estimator("drpo_length").compute(
+        rewards=correct.double(),
+        correct=correct,
+        lengths=torch.tensor(lengths),
+        group_size=4,
+        max_length=100,
+        length_lambda=0.1,
+    )
+    e = [math.exp(-9), math.exp(-1), math.exp(-2)]
+    assert drpo.advantages[0].item() == pytest.approx(0.25 / 0.5001 * 3 * e[0] / sum(e), rel=1e-6)
+    assert (drpo.advantages[correct] > 0).all()
+
+
+def test_correct_length_reward_is_documented_as_brevity_shaping_not_drpo():
+    import trl_reasoning.rewards.length as length
+
+    for doc in (length.__doc__, length.CorrectLengthReward.__doc__, length.get_correct_length_reward.__doc__):
+        assert "not DRPO" in doc or "Not DRPO" in doc
+    assert "negative advantage" in length.get_correct_length_reward.__doc__
+    assert 'policy_loss="drpo"' in length.get_correct_length_reward.__doc__
 
 
 def test_correct_length_reward_passes_the_trl_arguments_to_the_accuracy_reward():

@@ -1,4 +1,5 @@
-"""Token-weighted GRPO advantages: EMPG's entropy scale and critical-token weights, against independent numbers."""
+"""Token-weighted GRPO advantages: EMPG's entropy scale alone (``token_weighting="entropy_token_scale"``) and
+critical-token weights, against independent numbers. Full EMPG (``"empg"``) is tested in test_empg.py."""
 
 import threading
 
@@ -76,7 +77,7 @@ def test_entropy_modulation_over_processes_equals_the_global_batch():
 
 
 def test_entropy_weighting_in_the_trainer_scales_each_token(tmp_path):
-    trainer = make_trainer(tmp_path, token_weighting="entropy", model_dtype=torch.float64, bf16=False)
+    trainer = make_trainer(tmp_path, token_weighting="entropy_token_scale", model_dtype=torch.float64, bf16=False)
     trainer.model.train()
     batch = [trainer.train_dataset[i] for i in (0, 0, 0, 0, 1, 1, 1, 1)]
     inputs = trainer._generate_and_score_completions(batch)
@@ -172,6 +173,6 @@ def test_config_checks_token_weighting(tmp_path):
     with pytest.raises(ValueError, match="critical_positive_adapter and critical_negative_adapter"):
         config(token_weighting="critical_tokens")
     with pytest.raises(ValueError, match="policy_loss='trl'"):
-        config(token_weighting="entropy", policy_loss="topr")
+        config(token_weighting="entropy_token_scale", policy_loss="topr")
     with pytest.raises(ValueError, match="entropy_modulation_k"):
-        config(token_weighting="entropy", entropy_modulation_k=0.0)
+        config(token_weighting="entropy_token_scale", entropy_modulation_k=0.0)

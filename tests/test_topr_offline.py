@@ -288,6 +288,48 @@ def test_target_positive_fraction_sets_the_baseline(tmp_path):
     assert train_logs(trainer)[0]["topr/baseline"] == pytest.approx(-0.5)
 
 
+def test_zero_one_rewards_solve_the_baseline_from_the_rewards_and_taper_the_wrong_answers(tmp_path):
+    """0/1 rewards, p = 0.5, p̃ = 0.15: c = p(1 − p̃)/(p(1 − p̃) + p̃(1 − p)) = 0.425/0.5 = 0.85 (the ±1 formula would
+    give 0.7, and the effective share 0.3). μ = initial model, so α = 1 at the first step and the loss is the mean of
+    −(R − c)·Σ logπ: the correct answers weigh 0.15, the wrong ones −0.85."""
+    tokenizer = build_tokenizer()
+    model = build_tiny_model(tokenizer, seed=2)
+    rows = offline_rows(4)
+    for row in rows:
+        row["reward"] = max(row["reward"], 0.0)  # +1 / −1 → 1 / 0
+    sums = [direct_logps(model, tokenizer, r["prompt"], r["completion"]).sum().item() for r in rows]
+    expected = sum(-(row["reward"] - 0.85) * total for row, total in zip(rows, sums, strict=True)) / len(rows)
+
+    trainer = make_trainer(
+        tmp_path, rows, model, tokenizer, topr_target_positive_fraction=0.15, topr_taper_by="coefficient"
+    )
+    assert trainer.topr_baseline == pytest.approx(0.85)
+    trainer.train()
+    log = train_logs(trainer)[0]
+    assert log["topr/baseline"] == pytest.approx(0.85)
+    assert log["loss"] == pytest.approx(expected, rel=1e-5)
+    assert log["topr/positive_fraction"] == pytest.approx(0.5)  # the wrong answers are the tapered ones
+    assert log["topr/alpha_negative_mean"] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("rewards", "settings"),
+    [
+        ([1.0, 0.0], {"topr_target_positive_fraction": 0.15}),  # c = 0.85: the 0s would be pushed down untapered
+        ([1.0, 0.0], {"topr_baseline": 0.5}),
+        ([1.0, -1.0], {"topr_baseline": 1.5}),  # ±1, c outside (−1, 1): the +1s get R − c = −0.5
+    ],
+)
+def test_reward_sign_taper_is_refused_when_a_reward_in_0_c_would_go_untapered(tmp_path, rewards, settings):
+    rows = offline_rows(2)
+    for row, reward in zip(rows, rewards * 2, strict=True):
+        row["reward"] = reward
+    with pytest.raises(ValueError, match="topr_taper_by='coefficient'") as error:
+        make_trainer(tmp_path, rows, **settings)
+    assert "naive off-policy REINFORCE" in str(error.value) and "[0, c)" in str(error.value)
+    make_trainer(tmp_path, rows, topr_taper_by="coefficient", **settings)  # the fix the message names
+
+
 # ----------------------------------------------------------------------------------------------- training
 
 

@@ -3,8 +3,9 @@
 import pytest
 import torch
 from helpers import make_trainer, parameters
+from trl import GRPOConfig
 
-from trl_reasoning import advantage_estimator_names
+from trl_reasoning import ReasoningGRPOConfig, advantage_estimator_names
 from trl_reasoning.testing import coin_reward, completion_text, length_reward, scripted_rollout
 
 
@@ -21,11 +22,16 @@ pytestmark = pytest.mark.slow
     ],
     ids=["default", "scale_batch", "scale_none_grpo_loss", "normalize_then_sum"],
 )
-def test_grpo_estimator_trains_bit_for_bit_like_trl(tmp_path, settings):
+@pytest.mark.parametrize("config", ["ours", "trl"], ids=["ReasoningGRPOConfig", "trl.GRPOConfig"])
+def test_grpo_estimator_trains_bit_for_bit_like_trl(tmp_path, settings, config):
     rewards = (coin_reward, length_reward)
     stock = make_trainer(tmp_path / "stock", reasoning=False, reward_funcs=rewards, **settings)
     stock.train()
-    ours = make_trainer(tmp_path / "ours", advantage_estimator="grpo", reward_funcs=rewards, **settings)
+    if config == "trl":  # a user who changed only the trainer's import keeps their trl.GRPOConfig
+        ours = make_trainer(tmp_path / "ours", config_cls=GRPOConfig, reward_funcs=rewards, **settings)
+        assert type(ours.args) is ReasoningGRPOConfig and ours.args.advantage_estimator == "grpo"
+    else:
+        ours = make_trainer(tmp_path / "ours", advantage_estimator="grpo", reward_funcs=rewards, **settings)
     ours.train()
     stock_params, our_params = parameters(stock), parameters(ours)
     initial = parameters(make_trainer(tmp_path / "init", reward_funcs=rewards))

@@ -130,6 +130,37 @@ def test_topr_target_positive_fraction_sets_the_baseline_per_batch(tmp_path):
         assert entry["topr/baseline"] == pytest.approx(expected, abs=1e-5)
 
 
+def test_topr_total_rewards_solve_the_baseline_from_the_rewards_and_taper_by_coefficient(tmp_path):
+    # 0/1 coin rewards, one loss call per generation batch of 8: c = p(1 − p̃)/(p(1 − p̃) + p̃(1 − p)) with p the
+    # batch's share of 1s (the ±1 formula would be wrong here), and every 0 (R − c < 0) is tapered.
+    trainer = make_trainer(
+        tmp_path,
+        policy_loss="topr",
+        topr_reward_source="reward",
+        topr_taper_by="coefficient",
+        topr_target_positive_fraction=0.2,
+        max_steps=3,
+    )
+    for entry in train_logs(trainer):
+        p, target = entry["advantage/frac_correct"], 0.2
+        expected = 0.0 if p in (0.0, 1.0) else p * (1 - target) / (p * (1 - target) + target * (1 - p))
+        assert entry["topr/baseline"] == pytest.approx(expected, abs=1e-5)
+        assert entry["topr/positive_fraction"] == pytest.approx(p if 0 < p < 1 else 1.0, abs=1e-5)
+
+
+def test_topr_total_rewards_with_a_baseline_refuse_the_reward_sign_taper(tmp_path):
+    args = dict(output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_train_batch_size=8)
+    for baseline in ({"topr_baseline": 0.5}, {"topr_target_positive_fraction": 0.15}):
+        with pytest.raises(ValueError, match="topr_taper_by='coefficient'") as error:
+            ReasoningGRPOConfig(policy_loss="topr", topr_reward_source="reward", **baseline, **args)
+        assert "topr_reward_source" in str(error.value) and "naive off-policy REINFORCE" in str(error.value)
+        ReasoningGRPOConfig(
+            policy_loss="topr", topr_reward_source="reward", topr_taper_by="coefficient", **baseline, **args
+        )
+    # Without a baseline, R < 0 and R − c < 0 are the same samples: the paper's rule is accepted.
+    ReasoningGRPOConfig(policy_loss="topr", topr_reward_source="reward", **args)
+
+
 def test_drpo_evaluates_on_whole_groups(tmp_path):
     trainer = make_trainer(
         tmp_path,

@@ -322,9 +322,10 @@ def entropy_modulation(
 
     Entropy-Modulated Policy Gradients (Wang et al. 2025, arXiv 2509.09265) scale the advantage of each step by
     ``g(H)``: confident steps (low entropy) get ``g > 1``, uncertain ones ``g < 1``, and the mean over the batch is 1.
-    ``H̃ = (H − min H) / (max H − min H + 1e-8)`` is min–max normalised over every valid token of the batch. Here a
-    step is a token; EMPG's future-clarity bonus and final re-centring, which act on multi-turn agent steps, are not
-    applied (the weights multiply group advantages, so a zero-advantage group stays at zero).
+    ``H̃ = (H − min H) / (max H − min H + 1e-8)`` is min–max normalised over every valid token of the batch. This is
+    ``token_weighting="entropy_token_scale"``: each token is a step and only the scale is applied, without EMPG's
+    future-clarity bonus and final re-centring (the weights multiply group advantages, so a zero-advantage group stays
+    at zero). EMPG as the paper defines it (steps, bonus, re-centring) is :func:`trl_reasoning.empg.empg_advantages`.
 
     Args:
         entropies: (B, T) per-token entropies of the policy (detached).

@@ -7,7 +7,7 @@
 Everything runs on the embedded tiny model and arithmetic task, single-threaded and seeded. ``make docs`` renders
 the images from the JSON (``docs/figures/plot.py``); nothing here downloads anything.
 
-- ``demo_reward_curve``: ``make demo``'s run (``recipes/grpo.py --config recipes/configs/demo.yaml``, W-REINFORCE).
+- ``demo_reward_curve``: ``make demo``'s run (``recipes/grpo.py --config recipes/configs/demo.yaml``, GRPO).
 - ``pass_at_k_spectrum``: pass@k, k = 1 ... 64, from 64 samples per held-out problem, before and after that run.
 - ``drpo_tradeoff``: GRPO, DRPO at three λ and ``drpo_length`` from one policy that answers either tersely
   (``19``) or verbosely (``12+7=19``): held-out accuracy against the mean length of correct answers.
@@ -119,7 +119,8 @@ def pass_at_k_spectrum(work: Path, smoke: bool) -> dict:
     problems = held_out_problems(8 if smoke else 200)
     tokenizer = build_tokenizer()
     curves = {}
-    for label, path in (("before (warm-up)", demo / "warmup"), ("after W-REINFORCE", demo)):
+    method = json.loads((demo / "summary.json").read_text())["method"]
+    for label, path in (("before (warm-up)", demo / "warmup"), (f"after {method}", demo)):
         model = AutoModelForCausalLM.from_pretrained(path)
         counts, _ = sample_correct(model, tokenizer, problems, num_samples=num_samples, max_new_tokens=6)
         curves[label] = {str(k): value for k, value in mean_pass_at_k(counts, num_samples, ks).items()}

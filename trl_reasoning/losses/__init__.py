@@ -39,7 +39,13 @@ from .base import (
 )
 from .cdpo import CDPO_FORMS, cdpo_loss
 from .drpo import drpo_length_weights, drpo_loss
-from .topr import topr_baseline_for_positive_fraction, topr_effective_positive_fraction, topr_loss
+from .topr import (
+    topr_baseline_for_positive_fraction,
+    topr_baseline_for_rewards,
+    topr_effective_positive_fraction,
+    topr_loss,
+    topr_weighted_positive_fraction,
+)
 
 
 __all__ = [
@@ -54,6 +60,8 @@ __all__ = [
     "policy_loss_names",
     "register_policy_loss",
     "topr_baseline_for_positive_fraction",
+    "topr_baseline_for_rewards",
     "topr_effective_positive_fraction",
     "topr_loss",
+    "topr_weighted_positive_fraction",
 ]

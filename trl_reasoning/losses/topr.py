@@ -11,16 +11,23 @@ push fades once π already makes it less likely than μ did, which keeps the obj
 On-policy (π = μ) every α is 1 and TOPR is REINFORCE with baseline c.
 
 The baseline sets the effective share of positives in the data (``R ∈ {+1, −1}``):
-``p̃ = p(1 − c) / (1 + (1 − 2p)c)``; :func:`topr_baseline_for_positive_fraction` inverts it.
+``p̃ = p(1 − c) / (1 + (1 − 2p)c)``; :func:`topr_baseline_for_positive_fraction` inverts it. For any other rewards
+(0/1 correctness, shaped rewards) the same quantity is the share of the coefficients' total weight that pushes up,
+``p̃ = Σ [R − c]₊ / Σ |R − c|`` (:func:`topr_weighted_positive_fraction`; for ±1 rewards it is the formula above),
+and :func:`topr_baseline_for_rewards` solves it for c from the rewards themselves. With 0/1 rewards,
+``p̃ = p(1 − c) / (p(1 − c) + (1 − p)c)``: the paper's ±1 formula would give the wrong c.
 
 Implementation details:
 
 1. The ratio is sequence-level, as in the paper (Eq. 8, Algorithm 1). ``ratio_level="token"`` tapers each token of a
    negative by its own ratio ``min(exp(logπ_t − logμ_t), 1)`` instead, as the third-party implementations
    (Trinity-RFT, ROLL) do; the aggregation (token sum, then mean over sequences) is unchanged.
-2. Negatives are the samples with ``R < 0`` (the paper). With a baseline outside (−1, 1) or shaped rewards, samples
-   with ``R ≥ 0`` can still get a negative coefficient ``R − c`` and would not be tapered; ``taper_by="coefficient"``
-   tapers every sample whose coefficient is negative, which keeps the objective bounded in that case.
+2. Negatives are the samples with ``R < 0`` (the paper, whose rewards are ±1 and whose baseline stays in (−1, 1), so
+   ``R < 0`` and ``R − c < 0`` pick the same samples). With 0/1 or shaped rewards, or a baseline outside (−1, 1),
+   samples with ``R ≥ 0`` can get a negative coefficient ``R − c``; ``taper_by="reward"`` would push them down
+   untapered (naive off-policy REINFORCE, which the paper shows degenerates), so ``taper_by="coefficient"`` tapers
+   every sample whose coefficient is negative, the paper's rule applied to the reward it actually trains on,
+   ``R − c``. The configs refuse the combinations where the two differ with ``taper_by="reward"``.
 3. Samples with a NaN reward (unscorable) are left out, of the loss and of the mean's denominator.
 """
 
@@ -45,8 +52,10 @@ __all__ = [
     "RATIO_LEVELS",
     "TAPER_BY",
     "topr_baseline_for_positive_fraction",
+    "topr_baseline_for_rewards",
     "topr_effective_positive_fraction",
     "topr_loss",
+    "topr_weighted_positive_fraction",
 ]
 
 
@@ -160,6 +169,55 @@ def topr_baseline_for_positive_fraction(positive_fraction: float, target_positiv
     return (p - target) / (target * (1 - 2 * p) + p)
 
 
+def _finite_rewards(rewards) -> list[float]:
+    values = torch.as_tensor(rewards, dtype=torch.float64).detach().flatten().cpu()
+    if torch.isinf(values).any():
+        raise ValueError("`rewards` must be finite (NaN marks a sample to leave out), got an infinite value.")
+    return values[~torch.isnan(values)].tolist()
+
+
+def topr_weighted_positive_fraction(rewards, baseline: float) -> float:
+    """The effective share of positives for any rewards: ``Σ [R − c]₊ / Σ |R − c|`` over the non-NaN rewards.
+
+    It is the share of the coefficients' total weight that pushes samples up (ignoring the taper, as the paper
+    does). For ±1 rewards and ``|c| < 1`` it equals :func:`topr_effective_positive_fraction`; for 0/1 rewards it is
+    ``p(1 − c) / (p(1 − c) + (1 − p)c)``. NaN when every coefficient is 0 (or there are no rewards).
+    """
+    values, c = _finite_rewards(rewards), float(baseline)
+    up = sum(max(r - c, 0.0) for r in values)
+    total = sum(abs(r - c) for r in values)
+    return up / total if total > 0 else float("nan")
+
+
+def topr_baseline_for_rewards(rewards, target_positive_fraction: float) -> float:
+    """The baseline c whose coefficients ``R − c`` give the effective share ``p̃`` of positives on these rewards.
+
+    Solves ``Σ [R − c]₊ / Σ |R − c| = p̃`` (see :func:`topr_weighted_positive_fraction`) exactly: the left side
+    falls strictly from 1 to 0 as c goes from the smallest to the largest reward, and between two consecutive
+    reward values it is a ratio of linear functions, so ``c = ((1 − p̃)·ΣR₊ + p̃·ΣR₋) / ((1 − p̃)·n₊ + p̃·n₋)`` over
+    the rewards above (₊) and below (₋) c. c always lies between the smallest and the largest reward, so with
+    ``taper_by="coefficient"`` exactly the samples below it are tapered. For ±1 rewards this is the paper's
+    ``c = (p − p̃)/(p̃(1 − 2p) + p)``; for 0/1 rewards ``c = p(1 − p̃)/(p(1 − p̃) + p̃(1 − p))``. When every reward is
+    the same (or there are none) no baseline can change the mix and 0 is returned. NaN rewards are left out.
+    """
+    target = float(target_positive_fraction)
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"`target_positive_fraction` must be in (0, 1), got {target}.")
+    values = sorted(_finite_rewards(rewards))
+    if not values or values[0] == values[-1]:
+        return 0.0
+    total, below_sum = sum(values), 0.0
+    for count, (low, high) in enumerate(zip(values, values[1:], strict=False), start=1):
+        below_sum += low  # the `count` smallest rewards are <= low, the others >= high
+        if low == high:
+            continue
+        above_count, above_sum = len(values) - count, total - below_sum
+        c = ((1 - target) * above_sum + target * below_sum) / ((1 - target) * above_count + target * count)
+        if low <= c <= high:
+            return c
+    raise AssertionError("unreachable: the effective share is continuous and falls from 1 to 0")  # pragma: no cover
+
+
 @register_policy_loss("topr", display_name="TOPR", paper=TOPR)
 def topr_policy_loss(
     per_token_logps: torch.Tensor,
@@ -176,17 +234,25 @@ def topr_policy_loss(
     taper_by: Literal["reward", "coefficient"] = "reward",
 ) -> PolicyLossOutput:
     """TOPR as the trainer calls it: picks R (±1 correctness by default, as in the paper's math experiments, or the
-    total reward) and the baseline (fixed, or from ``target_positive_fraction`` and the batch's share of correct
-    samples ``positive_fraction``), then calls :func:`topr_loss`."""
+    total reward) and the baseline (fixed, or from ``target_positive_fraction``), then calls :func:`topr_loss`.
+
+    With signed correctness the target's baseline comes from the generation batch's share of correct samples
+    ``positive_fraction`` (the paper's ±1 formula). With ``reward_source="reward"`` it is solved from the rewards
+    of this call's samples (:func:`topr_baseline_for_rewards`), since the ±1 formula does not hold for other
+    rewards; use ``taper_by="coefficient"`` then, or samples with ``0 ≤ R < c`` are pushed down untapered."""
     if reward_source == "signed_correctness":
         signed = torch.where(correct, 1.0, -1.0).to(per_token_logps.dtype)
         rewards = torch.where(scorable, signed, float("nan"))
     elif reward_source != "reward":
         raise ValueError(f"`reward_source` must be 'signed_correctness' or 'reward', got {reward_source!r}.")
     if target_positive_fraction is not None:
-        if positive_fraction is None:
+        if reward_source == "reward":
+            baseline = topr_baseline_for_rewards(rewards, target_positive_fraction)
+        elif positive_fraction is None:
             raise ValueError("`target_positive_fraction` needs the batch's `positive_fraction`.")
-        baseline = topr_baseline_for_positive_fraction(float(positive_fraction.flatten()[0]), target_positive_fraction)
+        else:
+            share = float(positive_fraction.flatten()[0])
+            baseline = topr_baseline_for_positive_fraction(share, target_positive_fraction)
     return topr_loss(
         per_token_logps,
         behavior_per_token_logps,

@@ -105,10 +105,12 @@ def load_task(args: DatasetArguments, *, seed: int = 0, evaluation_only: bool = 
 def build_rewards(names: list[str], task: Task, *, max_completion_length: int | None = None) -> list[Callable]:
     """Reward functions by name (``REWARD_NAMES``) or import path (``my_module.my_reward``), in order.
 
-    ``accuracy`` is the task's correctness reward; ``soft_overlong`` is DAPO's overlong punishment over the last
-    quarter of ``max_completion_length``.
+    ``accuracy`` is the task's 0/1 correctness reward; ``soft_overlong`` is DAPO's overlong punishment (Yu et al.
+    2025, arXiv 2503.14476) in DAPO's proportions: over the last fifth of ``max_completion_length`` (DAPO: 4096 of
+    20480) and halved, reaching -0.5 at the limit, since DAPO adds it to a ±1 correctness reward and ``accuracy`` is
+    0/1 (so ``accuracy + soft_overlong`` is DAPO's reward mapped to ``(R + 1) / 2``).
     """
-    from ..rewards import boxed_format_reward, get_soft_overlong_punishment, think_format_reward
+    from ..rewards import boxed_format_reward, get_dapo_soft_overlong_punishment, think_format_reward
 
     rewards = []
     for name in names:
@@ -121,7 +123,7 @@ def build_rewards(names: list[str], task: Task, *, max_completion_length: int | 
         elif name == "soft_overlong":
             if not max_completion_length or max_completion_length < 4:
                 raise ValueError("reward_funcs 'soft_overlong' needs max_completion_length >= 4.")
-            rewards.append(get_soft_overlong_punishment(max_completion_length, max_completion_length // 4))
+            rewards.append(get_dapo_soft_overlong_punishment(max_completion_length, correctness_range=1.0))
         elif "." in name:
             module, attribute = name.rsplit(".", 1)
             try:

@@ -1,4 +1,4 @@
-r"""Length rewards: DAPO's soft overlong punishment and DRPO's correctness-gated length reward.
+r"""Length rewards: DAPO's soft overlong punishment and a correctness-gated brevity reward.
 
 Both take the completion length ``L = |y|`` in tokens from the ``completion_ids`` keyword argument that TRL's
 ``GRPOTrainer`` passes to every reward function (a list of token-id lists, without padding).
@@ -16,16 +16,33 @@ limit is kept as is. Generation stops at ``max_completion_length``, so when ``L_
 completion gets ``-f`` and the last branch never applies. Example (``L_max = 20480``, ``L_cache = 4096``, the DAPO
 recipe): ``L = 16000 -> 0``, ``16384 -> 0``, ``18000 -> -0.39453125``, ``20480 -> -1``, ``21000 -> -1``.
 
-**Correctness-gated length reward** (DRPO, Li et al. 2025, "Efficient Reasoning via Decoupled Reward Policy
-Optimization", arXiv 2510.04474), with ``C`` the length budget (the generation limit, not the padded width)::
+**Its weight against correctness.** DAPO adds it to a ±1 correctness reward (range 2), so a truncated answer loses
+half the gap between right and wrong. Added to a 0/1 accuracy reward (range 1) the same punishment weighs twice as
+much. ``correctness_range`` (default 2, DAPO's) multiplies the whole punishment by ``correctness_range / 2``: with
+``correctness_range=1`` and 0/1 correctness, every total reward is ``(DAPO's total + 1) / 2``, an affine map of
+DAPO's, so GRPO's group-normalised advantages are DAPO's (Dr. GRPO's unscaled ones are exactly half).
+:func:`get_dapo_soft_overlong_punishment` sets DAPO's proportions for any limit: ``L_cache = L_max / 5``
+(4096 of 20480) and the punishment scaled to the correctness reward's range.
 
-    r_l(o) = 1 - L / C   (clamped to [0, 1])   if the answer is correct
-           = 0                                 if it is wrong
-           = None                              if correctness is unknown (the sample is not scored)
+**Correctness-gated brevity reward**, with ``C`` the length budget (the generation limit, not the padded width)::
 
-Only correct answers are rewarded for brevity, so a short wrong answer never beats a long right one. Correctness
-comes from an accuracy reward with TRL's signature (``trl_reasoning.rewards.accuracy_reward`` by default): a value
-``>= correct_threshold`` is correct.
+    r(o) = 1 - L / C   (clamped to [0, 1])   if the answer is correct
+         = 0                                 if it is wrong
+         = None                              if correctness is unknown (the sample is not scored)
+
+This is reward shaping, not DRPO. It belongs with the length penalties that are added to the correctness reward and
+only ever reward brevity in a correct answer: Kimi k1.5's (Kimi Team 2025, arXiv 2501.12599: a correct
+answer gets ``0.5 - (L - L_min)/(L_max - L_min)`` relative to its group's shortest and longest, a wrong one at most
+0) and Arora & Zanette's (2025, arXiv 2502.04463: correctness times a length discount); this one measures length
+against the fixed budget C instead of the group. Its values are DRPO's ``r_l(o)`` (Li et al. 2025,
+arXiv 2510.04474), but DRPO never adds them to the reward: it only compares correct answers with each other
+(``policy_loss="drpo"``, or ``advantage_estimator="drpo_length"`` for GRPO's advantages). Added to GRPO's reward it
+can give a long *correct* answer a negative advantage, the failure DRPO was built to fix: a group with correct
+answers of 90, 10 and 20 tokens and a wrong one, C = 100, has totals ``1.1, 1.9, 1.8, 0`` (mean 1.2), so the
+90-token correct answer gets ``1.1 - 1.2 = -0.1`` before scaling and is pushed down.
+
+A short wrong answer never beats a long right one. Correctness comes from an accuracy reward with TRL's signature
+(``trl_reasoning.rewards.accuracy_reward`` by default): a value ``>= correct_threshold`` is correct.
 
 Both factories return instances of small classes rather than closures, so the rewards can be pickled and sent to
 reward worker processes.
@@ -59,10 +76,26 @@ def _lengths(reward_name: str, completion_ids, completions) -> list[int]:
     return [len(ids) for ids in completion_ids]
 
 
-class SoftOverlongPunishment:
-    """DAPO's soft overlong punishment as a picklable reward callable; see the module docstring for the formula."""
+DAPO_MAX_RESPONSE_LENGTH = 20480
+"""DAPO's generation limit L_max (verl ``recipe/dapo``)."""
+DAPO_OVERLONG_BUFFER = 4096
+"""DAPO's punishment buffer L_cache: the last fifth of L_max."""
 
-    def __init__(self, max_completion_len: int, soft_punish_cache: int, penalty_factor: float = 1.0):
+
+class SoftOverlongPunishment:
+    """DAPO's soft overlong punishment as a picklable reward callable; see the module docstring for the formula.
+
+    ``correctness_range`` (DAPO: 2, its ±1 correctness) multiplies the whole punishment by ``correctness_range / 2``,
+    so that it keeps DAPO's weight against a correctness reward of another range (1 for 0/1 accuracy).
+    """
+
+    def __init__(
+        self,
+        max_completion_len: int,
+        soft_punish_cache: int,
+        penalty_factor: float = 1.0,
+        correctness_range: float = 2.0,
+    ):
         _check_positive_int(
             "max_completion_len",
             max_completion_len,
@@ -82,39 +115,72 @@ class SoftOverlongPunishment:
                 f"penalty_factor must be a finite number > 0, got {penalty_factor!r}; DAPO uses 1.0 (to turn the "
                 "punishment off, leave the reward function out)"
             )
+        if isinstance(correctness_range, bool) or not isinstance(correctness_range, numbers.Real):
+            raise ValueError(f"correctness_range must be a number, got {correctness_range!r}")
+        if not (math.isfinite(correctness_range) and correctness_range > 0):
+            raise ValueError(
+                f"correctness_range must be a finite number > 0, got {correctness_range!r}; give the gap between a "
+                "right and a wrong answer's correctness reward (DAPO's +1/-1: 2.0, a 0/1 accuracy reward: 1.0)"
+            )
         self.max_completion_len = int(max_completion_len)
         self.soft_punish_cache = int(soft_punish_cache)
         self.penalty_factor = float(penalty_factor)
+        self.correctness_range = float(correctness_range)
         self.__name__ = "soft_overlong_punishment"
 
     def punishment(self, length: int) -> float:
         """The punishment of one completion of ``length`` tokens."""
         expected = self.max_completion_len - self.soft_punish_cache
+        scale = self.correctness_range / 2.0
         if length <= expected:
             return 0.0
         if length <= self.max_completion_len:
-            return self.penalty_factor * (expected - length) / self.soft_punish_cache
-        return -1.0
+            return scale * self.penalty_factor * (expected - length) / self.soft_punish_cache
+        return -scale
 
     def __call__(self, completions=None, completion_ids=None, **kwargs) -> list[float]:
         return [self.punishment(length) for length in _lengths(self.__name__, completion_ids, completions)]
 
     def __repr__(self) -> str:
+        scaled = "" if self.correctness_range == 2.0 else f", correctness_range={self.correctness_range}"
         return (
             f"SoftOverlongPunishment(max_completion_len={self.max_completion_len}, "
-            f"soft_punish_cache={self.soft_punish_cache}, penalty_factor={self.penalty_factor})"
+            f"soft_punish_cache={self.soft_punish_cache}, penalty_factor={self.penalty_factor}{scaled})"
         )
 
 
 def get_soft_overlong_punishment(
-    max_completion_len: int, soft_punish_cache: int, penalty_factor: float = 1.0
+    max_completion_len: int, soft_punish_cache: int, penalty_factor: float = 1.0, correctness_range: float = 2.0
 ) -> SoftOverlongPunishment:
-    """DAPO's soft overlong punishment: 0 up to ``max_completion_len - soft_punish_cache`` tokens, then a linear
-    penalty reaching ``-penalty_factor`` at ``max_completion_len``, and -1 beyond it.
+    """DAPO's soft overlong punishment (Yu et al. 2025, arXiv 2503.14476, Eq. 13): 0 up to
+    ``max_completion_len - soft_punish_cache`` tokens, then a linear penalty reaching ``-penalty_factor`` at
+    ``max_completion_len``, and -1 beyond it; all of it times ``correctness_range / 2`` (1 by default, DAPO's ±1).
 
     Example: ``get_soft_overlong_punishment(20480, 4096)(completion_ids=[[0] * 18000])`` is ``[-0.39453125]``.
     """
-    return SoftOverlongPunishment(max_completion_len, soft_punish_cache, penalty_factor)
+    return SoftOverlongPunishment(max_completion_len, soft_punish_cache, penalty_factor, correctness_range)
+
+
+def dapo_overlong_buffer(max_completion_len: int) -> int:
+    """DAPO's buffer for another limit: ``L_max · 4096 / 20480 = L_max / 5`` tokens, rounded, at least 1."""
+    _check_positive_int("max_completion_len", max_completion_len, "use the generation limit, e.g. 20480")
+    return max(1, round(max_completion_len * DAPO_OVERLONG_BUFFER / DAPO_MAX_RESPONSE_LENGTH))
+
+
+def get_dapo_soft_overlong_punishment(
+    max_completion_len: int, correctness_range: float = 1.0
+) -> SoftOverlongPunishment:
+    """DAPO's overlong punishment in DAPO's proportions for any limit and correctness reward.
+
+    The buffer is the last fifth of the limit (:func:`dapo_overlong_buffer`, DAPO: 4096 of 20480) and the punishment
+    is scaled to the correctness reward's range: ``correctness_range=1`` (the default, a 0/1 accuracy reward) halves
+    it, so a truncated answer loses half the gap between right and wrong, as with DAPO's ±1 correctness
+    (``correctness_range=2`` is DAPO's reward exactly). Example: ``get_dapo_soft_overlong_punishment(20480)`` gives
+    ``0`` at 16384 tokens, ``-0.197265625`` at 18000 and ``-0.5`` at 20480.
+    """
+    return SoftOverlongPunishment(
+        max_completion_len, dapo_overlong_buffer(max_completion_len), correctness_range=correctness_range
+    )
 
 
 def _default_accuracy_reward(completions, **kwargs):
@@ -130,7 +196,11 @@ def _default_accuracy_reward(completions, **kwargs):
 
 
 class CorrectLengthReward:
-    """DRPO's correctness-gated length reward as a picklable reward callable; see the module docstring."""
+    """The correctness-gated brevity reward ``1 - L/C`` (0 when wrong) as a picklable reward callable.
+
+    Reward shaping in the family of Kimi k1.5's length penalty, not DRPO (which never adds a length reward): added to
+    GRPO's reward it can give a long correct answer a negative advantage. See the module docstring.
+    """
 
     def __init__(
         self,
@@ -191,8 +261,15 @@ class CorrectLengthReward:
 def get_correct_length_reward(
     max_completion_len: int, accuracy_reward: Callable | None = None, correct_threshold: float = 1.0
 ) -> CorrectLengthReward:
-    """DRPO's length reward: ``1 - L / max_completion_len`` for a correct completion, 0 for a wrong one, None when
-    the accuracy reward returns None.
+    """A correctness-gated brevity reward: ``1 - L / max_completion_len`` for a correct completion, 0 for a wrong one,
+    None when the accuracy reward returns None.
+
+    Not DRPO's method (DRPO, arXiv 2510.04474, uses these values only to weight correct answers among themselves,
+    never as an added reward): added to GRPO's reward it can give a long *correct* answer a negative advantage,
+    e.g. correct answers of 90, 10 and 20 tokens and a wrong one with C = 100 total ``1.1, 1.9, 1.8, 0`` and the
+    90-token one sits below the group mean 1.2. For DRPO's decoupled length signal use ``policy_loss="drpo"`` or
+    ``advantage_estimator="drpo_length"``. It resembles Kimi k1.5's length penalty (arXiv 2501.12599), with a fixed
+    budget instead of the group's lengths.
 
     ``accuracy_reward`` has TRL's reward signature and is called with the same arguments as this reward; when None,
     ``trl_reasoning.rewards.accuracy_reward`` is imported at call time. A score ``>= correct_threshold`` is correct.

@@ -24,22 +24,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from datasets import Dataset, IterableDataset
+from datasets import IterableDataset
 from datasets.fingerprint import Hasher
 from transformers import AutoProcessor
 from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
-from trl.trainer.utils import global_then_local_main_first, pad
+from trl.trainer.utils import get_config_model_id, global_then_local_main_first, pad
 
 from ..critical_tokens.scoring import ContrastiveScorer
 from ..losses.cdpo import CDPO_FORMS, cdpo_loss
 from ..papers import CDPO
-from .common import mean_over_processes, resolve_config
+from .common import bind_parent_arguments, mean_over_processes, resolve_config, signature_of
 
 
 __all__ = ["CriticalTokenDPOConfig", "CriticalTokenDPOTrainer", "DataCollatorForCriticalTokenPreference"]
 
 TOKEN_WEIGHTS_KEY = "token_weights"
+# Weight of the rejected completion's final EOS: the paper's 1 − s_EOS, or the official code's 1.
+EOS_WEIGHTS = ("score", "one")
 
 
 @dataclass
@@ -67,10 +69,20 @@ class CriticalTokenDPOConfig(DPOConfig):
             `"per_position"`: the official code's variant, one sigmoid per completion position (chosen and rejected
             tokens paired by index), averaged; needs `loss_type="sigmoid"` and per-token reference log-probs
             (`precompute_ref_log_probs=False`).
+        eos_weight (`str`, defaults to `"score"`):
+            Weight of the EOS token that ends the rejected completion (the one the trainer appends to plain-text
+            completions). `"score"`: the paper's rule, `1 − s_EOS` like every other rejected token, taken from the
+            weight column (a column one weight short, with no score for the EOS, gives it 1). `"one"`: the official
+            code's choice, weight 1 whatever the column says. A rejected completion that does not end with the
+            tokenizer's EOS is left as it is.
 
     These defaults differ from `trl.DPOConfig`:
 
     - `beta` (γ): `1.0` instead of `0.1`, the paper's value (the official code uses 0.1).
+
+    `learning_rate` stays TRL's `1e-6`, so that a `trl.DPOConfig` keeps its meaning here. The paper pairs γ = 1.0 with
+    4e-5 (LoRA, 3 epochs; the official code uses 4e-5 with γ = 0.1); `recipes/cdpo.py` defaults to that set, and
+    code that builds this config directly should pass `learning_rate=4e-5` with a LoRA `peft_config`.
     """
 
     beta: float = field(
@@ -116,11 +128,28 @@ class CriticalTokenDPOConfig(DPOConfig):
             "choices": list(CDPO_FORMS),
         },
     )
+    eos_weight: str = field(
+        default="score",
+        metadata={
+            "help": "Weight of the EOS ending the rejected completion: 'score' (the paper: 1 - s_EOS from the weight "
+            "column, like every rejected token) or 'one' (the official code: always 1).",
+            "choices": list(EOS_WEIGHTS),
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
+        self._post_init_own_fields()
+
+    def _post_init_own_fields(self) -> None:
+        """Check the fields this class adds (also run when a `trl.DPOConfig` is upgraded)."""
         if self.cdpo_form not in CDPO_FORMS:
             raise ValueError(f"cdpo_form={self.cdpo_form!r} is not valid. Valid values: {list(CDPO_FORMS)}.")
+        if self.eos_weight not in EOS_WEIGHTS:
+            raise ValueError(
+                f"eos_weight={self.eos_weight!r} is not valid. Valid values: {list(EOS_WEIGHTS)} ('score': the paper's "
+                "1 - s_EOS; 'one': the official code's weight 1)."
+            )
         if (self.critical_positive_adapter is None) != (self.critical_negative_adapter is None):
             raise ValueError(
                 "Set both `critical_positive_adapter` and `critical_negative_adapter` (contrastive estimation needs "
@@ -235,26 +264,24 @@ class CriticalTokenDPOTrainer(DPOTrainer):
     _name = "cDPO"
     _paper = CDPO
 
-    def __init__(
-        self,
-        model,
-        ref_model=None,
-        args: CriticalTokenDPOConfig | None = None,
-        data_collator=None,
-        train_dataset: Dataset | IterableDataset | None = None,
-        eval_dataset=None,
-        processing_class=None,
-        *pos_args,
-        **kwargs,
-    ):
-        args = resolve_config(model, args, CriticalTokenDPOConfig, "cDPO", "dpo")
+    @signature_of(DPOTrainer.__init__)
+    def __init__(self, *args, **kwargs):
+        """Takes exactly `trl.DPOTrainer`'s arguments, positionally or by keyword. `args` may be a
+        [`CriticalTokenDPOConfig`], a `trl.DPOConfig` (or a subclass), upgraded with this package's defaults, or
+        None."""
+        arguments = bind_parent_arguments(DPOTrainer.__init__, self, args, kwargs)
+        model, train_dataset, eval_dataset = arguments["model"], arguments["train_dataset"], arguments["eval_dataset"]
+        args = arguments["args"] = resolve_config(model, arguments["args"], CriticalTokenDPOConfig, "cDPO", DPOConfig)
+        processing_class = arguments["processing_class"]
         if processing_class is None:
-            model_id = model if isinstance(model, str) else model.config._name_or_path
-            processing_class = AutoProcessor.from_pretrained(model_id, trust_remote_code=args.trust_remote_code)
-        if data_collator is None:
+            model_id = model if isinstance(model, str) else get_config_model_id(model.config)
+            processing_class = arguments["processing_class"] = AutoProcessor.from_pretrained(
+                model_id, trust_remote_code=args.trust_remote_code
+            )
+        if arguments["data_collator"] is None:
             tokenizer = getattr(processing_class, "tokenizer", processing_class)
             pad_token = args.pad_token or tokenizer.pad_token or tokenizer.eos_token
-            data_collator = DataCollatorForCriticalTokenPreference(
+            arguments["data_collator"] = DataCollatorForCriticalTokenPreference(
                 pad_token_id=tokenizer.convert_tokens_to_ids(pad_token),
                 max_length=args.max_length,
                 truncation_mode=args.truncation_mode,
@@ -276,9 +303,7 @@ class CriticalTokenDPOTrainer(DPOTrainer):
                 beta=args.critical_beta,
                 model_init_kwargs=args.model_init_kwargs,
             )
-        super().__init__(
-            model, ref_model, args, data_collator, train_dataset, eval_dataset, processing_class, *pos_args, **kwargs
-        )
+        super().__init__(**arguments)
         self._scorer = None
 
     # ----------------------------------------------------------------------------------------------------- data
@@ -299,9 +324,14 @@ class CriticalTokenDPOTrainer(DPOTrainer):
                     "to the column you have, or set `critical_positive_adapter` and `critical_negative_adapter` so the "
                     "trainer computes the weights."
                 )
-            return self._add_weights_from_adapters(dataset, args, dataset_name)
-        eos_token_id = self._tokenizer.eos_token_id
-        return dataset.map(_check_weights, fn_kwargs={"column": column, "eos_token_id": eos_token_id})
+            dataset = self._add_weights_from_adapters(dataset, args, dataset_name)
+        else:
+            fn_kwargs = {"column": column, "eos_token_id": self._tokenizer.eos_token_id}
+            dataset = dataset.map(_check_weights, fn_kwargs=fn_kwargs)
+        if args.eos_weight == "one":  # the official code's weight 1 on the final EOS, whatever its score
+            fn_kwargs = {"column": column, "eos_token_id": self._tokenizer.eos_token_id}
+            dataset = dataset.map(_eos_weight_one, fn_kwargs=fn_kwargs)
+        return dataset
 
     def _add_weights_from_adapters(self, dataset, args: CriticalTokenDPOConfig, dataset_name: str):
         if isinstance(dataset, IterableDataset):
@@ -401,4 +431,12 @@ def _check_weights(example: dict[str, Any], column: str, eos_token_id: int | Non
         )
     if not all(math.isfinite(w) for w in weights):
         raise ValueError(f"{column} contains a NaN or infinite weight; weights must be finite (1 - s_t is in [0, 1]).")
+    return {column: weights}
+
+
+def _eos_weight_one(example: dict[str, Any], column: str, eos_token_id: int | None) -> dict[str, Any]:
+    """``eos_weight="one"``: weight 1 on the EOS that ends the rejected completion (the official code's choice)."""
+    weights, rejected = list(example[column]), example["rejected_ids"]
+    if rejected and eos_token_id is not None and rejected[-1] == eos_token_id:
+        weights[-1] = 1.0
     return {column: weights}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,12 @@ from ..losses.topr import RATIO_LEVELS, TAPER_BY
 # denominator). The others average over sequences or divide by a constant.
 TOKEN_LEVEL_LOSS_TYPES = ("dapo", "bnpo", "cispo", "vespo")
 
-# Values of `token_weighting` (besides None).
-TOKEN_WEIGHTINGS = ("critical_tokens", "entropy")
+# Values of `dropped_samples`: how the samples an estimator drops leave the update (see dropped_samples.py).
+DROPPED_SAMPLES = ("mask", "remove")
+# Values of `token_weighting` (besides None). "entropy" is the old name of "entropy_token_scale" (still accepted).
+TOKEN_WEIGHTINGS = ("critical_tokens", "empg", "entropy_token_scale")
+# How `token_weighting="empg"` splits a completion into steps.
+EMPG_STEPS = ("auto", "turns", "delimiter")
 
 
 @dataclass
@@ -39,6 +44,14 @@ class ReasoningGRPOConfig(GRPOConfig):
             completion is correct. `None` means the first reward function.
         correct_threshold (`float`, defaults to `1.0`):
             A completion is correct when its correctness reward is `>= correct_threshold`.
+        dropped_samples (`str`, defaults to `"mask"`):
+            What happens to the samples an estimator drops (PSR's incorrect, NSR's correct ones): `"mask"` keeps
+            them in the batch with no loss tokens, so every optimizer step is taken; `"remove"` (the official
+            PSR/NSR code) packs the kept samples of the generation batch into the first `ceil(K / M)` optimizer
+            steps (`K` kept samples, `M` per step over all processes), skips the steps left empty (no optimizer
+            update; the learning-rate schedule and `global_step` still advance) and scales a last partial step by
+            its share of a full one. `"remove"` needs `steps_per_generation` to be a multiple of
+            `gradient_accumulation_steps` and does not run under DeepSpeed.
         advantage_estimator_kwargs (`dict` or `None`, defaults to `None`):
             Extra keyword arguments for a custom estimator; they override the built-in fields of the same name.
         policy_loss (`str`, defaults to `"trl"`):
@@ -57,19 +70,24 @@ class ReasoningGRPOConfig(GRPOConfig):
         topr_baseline (`float`, defaults to `0.0`):
             TOPR's baseline c: the loss uses `R − c`.
         topr_target_positive_fraction (`float` or `None`, defaults to `None`):
-            The effective share of positives TOPR's baseline should produce, recomputed per generation batch.
+            The effective share of positives TOPR's baseline should produce, recomputed per generation batch (with
+            `topr_reward_source="reward"`, solved from each loss call's rewards as `Σ[R − c]₊ / Σ|R − c|`).
         topr_reward_source (`str`, defaults to `"signed_correctness"`):
-            The rewards TOPR trains on: ±1 correctness (the paper's math experiments) or `"reward"`.
+            The rewards TOPR trains on: ±1 correctness (the paper's math experiments) or `"reward"` (the total
+            reward; with a baseline it needs `topr_taper_by="coefficient"`).
         topr_ratio_level (`str`, defaults to `"sequence"`):
             One importance ratio per completion (the paper) or per token (`"token"`).
         topr_taper_by (`str`, defaults to `"reward"`):
-            Which samples are tapered: `R < 0` (the paper) or `"coefficient"` (`R − c < 0`).
+            Which samples are tapered: `R < 0` (the paper) or `"coefficient"` (`R − c < 0`, required with
+            `topr_reward_source="reward"` and a baseline).
         beta_norm_decompose (`bool`, defaults to `False`):
             BNPO's advantage decomposition: one Beta-normalised advantage per reward function, then averaged.
         token_weighting (`str` or `None`, defaults to `None`):
-            Per-token weights on the advantages, so TRL's loss sees `A_i · w_{i,t}`: `"critical_tokens"` (incorrect
-            completions' tokens weighted by `1 − s_t` from the two contrastive adapters, cDPO's weights brought to
-            GRPO) or `"entropy"` (EMPG's entropy scale on every token).
+            Per-token advantages for TRL's loss: `"critical_tokens"` (`A_i · w_{i,t}`, incorrect completions' tokens
+            weighted by `1 − s_t` from the two contrastive adapters, cDPO's weights brought to GRPO), `"empg"` (EMPG
+            as the paper defines it: per step, `g(H_t)·A_i + ζ·f(H_{t+1})`, re-centred to zero mean over the batch's
+            steps) or `"entropy_token_scale"` (`A_i · g(H_t)` with every token a step: EMPG's scale alone; `"entropy"`
+            is its old name, still accepted with a warning).
         critical_positive_adapter (`str` or `None`, defaults to `None`):
             Path of the positive contrastive LoRA adapter, for `token_weighting="critical_tokens"`.
         critical_negative_adapter (`str` or `None`, defaults to `None`):
@@ -77,7 +95,18 @@ class ReasoningGRPOConfig(GRPOConfig):
         critical_beta (`float`, defaults to `1.0`):
             β of the contrastive estimation, for `token_weighting="critical_tokens"`.
         entropy_modulation_k (`float`, defaults to `1.0`):
-            EMPG's k, for `token_weighting="entropy"`.
+            EMPG's k in the scale `exp(−k·H̃)`, for `token_weighting="empg"` and `"entropy_token_scale"`.
+        empg_future_k (`float`, defaults to `1.0`):
+            EMPG's k′ in the future-clarity term `exp(−k′·H̃)`, for `token_weighting="empg"`.
+        empg_zeta (`float`, defaults to `0.1`):
+            EMPG's ζ ≥ 0, the weight of the future-clarity bonus (the authors' pseudocode: 0.1; 0 turns it off).
+        empg_steps (`str`, defaults to `"auto"`):
+            What a step is for `token_weighting="empg"`: `"turns"` (one assistant turn, the runs of model tokens
+            between tool outputs; the paper), `"delimiter"` (reasoning steps split at `empg_step_delimiter`) or
+            `"auto"` (turns when the batch has tool output, else the delimiter).
+        empg_step_delimiter (`str`, defaults to `"\n\n"`):
+            The text that ends a reasoning step for `empg_steps="delimiter"` (a blank line); the escapes `\n` and
+            `\t` are decoded (as typed on a command line).
     """
 
     advantage_estimator: str = field(
@@ -107,6 +136,19 @@ class ReasoningGRPOConfig(GRPOConfig):
     correct_threshold: float = field(
         default=1.0,
         metadata={"help": "A completion is correct when its correctness reward is >= this value."},
+    )
+    dropped_samples: str = field(
+        default="mask",
+        metadata={
+            "help": "What happens to samples the estimator drops (PSR's incorrect, NSR's correct ones). 'mask' "
+            "(default): they stay in the batch with no loss tokens and every optimizer step is taken. 'remove' (the "
+            "official PSR/NSR code): the kept samples are packed into the first ceil(K / M) optimizer steps of the "
+            "generation batch (K kept, M samples per step over all processes), the steps left empty are skipped "
+            "(no optimizer update; the LR schedule and global_step still advance) and a last partial step is scaled "
+            "by its share of a full one. 'remove' needs steps_per_generation to be a multiple of "
+            "gradient_accumulation_steps and does not run under DeepSpeed.",
+            "choices": list(DROPPED_SAMPLES),
+        },
     )
     advantage_estimator_kwargs: dict | str | None = field(
         default=None,
@@ -164,14 +206,16 @@ class ReasoningGRPOConfig(GRPOConfig):
         metadata={
             "help": "If set (in (0, 1)), TOPR's baseline is recomputed for every generation batch so that the "
             "effective share of positives equals this value (the paper reports its best off-policy results around "
-            "0.1-0.2). Exclusive with a non-zero topr_baseline."
+            "0.1-0.2). With topr_reward_source='reward' it is solved from each loss call's rewards as "
+            "sum[R - c]_+ / sum|R - c| = target. Exclusive with a non-zero topr_baseline."
         },
     )
     topr_reward_source: str = field(
         default="signed_correctness",
         metadata={
             "help": "Rewards TOPR trains on: 'signed_correctness' (+1 correct, -1 incorrect, as in the paper's math "
-            "experiments) or 'reward' (the total reward as given)."
+            "experiments) or 'reward' (the total reward as given; with a baseline, set topr_taper_by='coefficient' "
+            "so that samples with 0 <= R < c are tapered too)."
         },
     )
     topr_ratio_level: str = field(
@@ -185,7 +229,8 @@ class ReasoningGRPOConfig(GRPOConfig):
         default="reward",
         metadata={
             "help": "Which samples TOPR tapers: 'reward' (R < 0, the paper) or 'coefficient' (R - c < 0, which keeps "
-            "the loss bounded with shaped rewards or a baseline outside (-1, 1))."
+            "the loss bounded with 0/1 or shaped rewards (required with topr_reward_source='reward' and a baseline) "
+            "or a baseline outside (-1, 1))."
         },
     )
     beta_norm_decompose: bool = field(
@@ -199,13 +244,16 @@ class ReasoningGRPOConfig(GRPOConfig):
     token_weighting: str | None = field(
         default=None,
         metadata={
-            "help": "Per-token weights on the advantages (TRL's loss then sees (B, T) advantages A_i * w_it). None "
-            "(default): none. 'critical_tokens': the tokens of incorrect completions get 1 - s_t, their "
+            "help": "Per-token advantages for TRL's loss (a (B, T) tensor instead of one A_i per completion). None "
+            "(default): none. 'critical_tokens': the tokens of incorrect completions get A_i * (1 - s_t), s_t their "
             "contrastive-estimation score under the positive and negative adapters (cDPO, arXiv 2411.19943; needs "
-            "critical_positive_adapter and critical_negative_adapter); correct completions keep weight 1. "
-            "'entropy': every token gets EMPG's self-calibrating scale exp(-k H~_t) / mean (arXiv 2509.09265), H~ the "
-            "policy's entropy min-max normalised over the generation batch.",
-            "choices": [None, *TOKEN_WEIGHTINGS],
+            "critical_positive_adapter and critical_negative_adapter); correct completions keep A_i. 'empg': "
+            "Entropy-Modulated Policy Gradients (arXiv 2509.09265) as the paper defines them: each step (see "
+            "empg_steps) gets g(H_t) * A_i + zeta * f(H_{t+1}), then the batch's mean over steps is subtracted; H the "
+            "step's mean token entropy, min-max normalised over the generation batch. 'entropy_token_scale': every "
+            "token gets A_i * exp(-k H~_t) / mean, EMPG's scale alone with each token a step (no bonus, no "
+            "re-centring). 'entropy' is the old name of 'entropy_token_scale'.",
+            "choices": [None, *TOKEN_WEIGHTINGS, "entropy"],
         },
     )
     critical_positive_adapter: str | None = field(
@@ -222,13 +270,61 @@ class ReasoningGRPOConfig(GRPOConfig):
     )
     entropy_modulation_k: float = field(
         default=1.0,
-        metadata={"help": "token_weighting='entropy': EMPG's k > 0 in exp(-k H~) (the paper fixes k = 1)."},
+        metadata={
+            "help": "EMPG's k > 0 in the scale exp(-k H~), for token_weighting='empg' and 'entropy_token_scale' (the "
+            "paper fixes k = 1)."
+        },
+    )
+    empg_future_k: float = field(
+        default=1.0,
+        metadata={
+            "help": "token_weighting='empg': k' > 0 in the future-clarity term f = exp(-k' H~) (the paper fixes 1)."
+        },
+    )
+    empg_zeta: float = field(
+        default=0.1,
+        metadata={
+            "help": "token_weighting='empg': zeta >= 0, weight of the future-clarity bonus zeta * f(H_{t+1}). 0.1 as "
+            "in the authors' pseudocode (empgseed-seed.github.io); 0 turns the bonus off."
+        },
+    )
+    empg_steps: str = field(
+        default="auto",
+        metadata={
+            "help": "token_weighting='empg': what a step is. 'turns': one assistant turn (the runs of model tokens "
+            "between tool outputs, the paper's agent steps; a single-turn completion is one step). 'delimiter': "
+            "reasoning steps ending at each run of empg_step_delimiter (tool outputs also end a step). 'auto' "
+            "(default): 'turns' when the batch has tool output (a tool_mask), else 'delimiter'.",
+            "choices": list(EMPG_STEPS),
+        },
+    )
+    empg_step_delimiter: str = field(
+        default="\n\n",
+        metadata={
+            "help": "token_weighting='empg': the text that ends a reasoning step (default a blank line). The escapes "
+            "\\n and \\t are decoded, so `--empg_step_delimiter '\\n\\n'` on the command line is a blank line."
+        },
     )
 
     def __post_init__(self):
         super().__post_init__()
+        self._post_init_own_fields()
+
+    def _post_init_own_fields(self) -> None:
+        """Normalise and check the fields this class adds (also run when a `trl.GRPOConfig` is upgraded)."""
         if self.token_weighting in ("none", "None", ""):
             self.token_weighting = None  # the CLI passes strings
+        if isinstance(self.empg_step_delimiter, str) and "\\" in self.empg_step_delimiter:
+            self.empg_step_delimiter = self.empg_step_delimiter.replace("\\n", "\n").replace("\\t", "\t")
+        if self.token_weighting == "entropy":
+            warnings.warn(
+                "token_weighting='entropy' is the old name of 'entropy_token_scale' (EMPG's scale g on every token, "
+                "without its steps, future-clarity bonus or re-centring) and will be removed; for EMPG as the paper "
+                "defines it use token_weighting='empg'.",
+                FutureWarning,
+                stacklevel=3,
+            )
+            self.token_weighting = "entropy_token_scale"
         if isinstance(self.advantage_estimator_kwargs, str):
             self.advantage_estimator_kwargs = json.loads(self.advantage_estimator_kwargs)
         if isinstance(self.policy_loss_kwargs, str):
@@ -272,6 +368,24 @@ class ReasoningGRPOConfig(GRPOConfig):
 
         self._check_policy_loss()
         self._check_token_weighting()
+        self._check_dropped_samples()
+
+    def _check_dropped_samples(self) -> None:
+        _check_choice("dropped_samples", self.dropped_samples, DROPPED_SAMPLES)
+        if self.dropped_samples != "remove":
+            return
+        if self.steps_per_generation % self.gradient_accumulation_steps != 0:
+            raise ValueError(
+                f"dropped_samples='remove' skips whole optimizer steps, so a generation batch must be a whole number "
+                f"of them: steps_per_generation={self.steps_per_generation} is not a multiple of "
+                f"gradient_accumulation_steps={self.gradient_accumulation_steps}. Set steps_per_generation to a "
+                "multiple of gradient_accumulation_steps (or use dropped_samples='mask')."
+            )
+        if self.deepspeed:
+            raise ValueError(
+                "dropped_samples='remove' cannot skip an optimizer step under DeepSpeed (the engine steps inside "
+                "backward); launch with DDP or FSDP, or use dropped_samples='mask'."
+            )
 
     def _check_token_weighting(self) -> None:
         if self.token_weighting is None:
@@ -295,6 +409,19 @@ class ReasoningGRPOConfig(GRPOConfig):
             raise ValueError(
                 f"entropy_modulation_k={self.entropy_modulation_k} must be a finite number > 0 (EMPG: 1)."
             )
+        if not (math.isfinite(self.empg_future_k) and self.empg_future_k > 0):
+            raise ValueError(f"empg_future_k={self.empg_future_k} must be a finite number > 0 (EMPG: 1).")
+        if not (math.isfinite(self.empg_zeta) and self.empg_zeta >= 0):
+            raise ValueError(
+                f"empg_zeta={self.empg_zeta} must be a finite number >= 0 (the authors' pseudocode uses 0.1; 0 turns "
+                "the future-clarity bonus off)."
+            )
+        _check_choice("empg_steps", self.empg_steps, EMPG_STEPS)
+        if not (isinstance(self.empg_step_delimiter, str) and self.empg_step_delimiter):
+            raise ValueError(
+                f"empg_step_delimiter={self.empg_step_delimiter!r} must be a non-empty string, e.g. '\\n\\n' (a blank "
+                "line)."
+            )
 
     def _check_policy_loss(self) -> None:
         if self.policy_loss != TRL_POLICY_LOSS and self.policy_loss not in policy_loss_names():
@@ -312,6 +439,17 @@ class ReasoningGRPOConfig(GRPOConfig):
         for name in ("drpo_kl_delta", "drpo_kl_beta"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0 (the paper uses {_DEFAULTS[name]}).")
+        has_baseline = self.topr_baseline != 0.0 or self.topr_target_positive_fraction is not None
+        if self.topr_reward_source == "reward" and self.topr_taper_by == "reward" and has_baseline:
+            # With 0/1 (or shaped) rewards a sample with 0 <= R < c has a negative coefficient R - c: tapering only
+            # R < 0 would push it down untapered, i.e. naive off-policy REINFORCE (TOPR, arXiv 2503.14286, §3).
+            raise ValueError(
+                "topr_reward_source='reward' with a baseline (topr_baseline="
+                f"{self.topr_baseline}, topr_target_positive_fraction={self.topr_target_positive_fraction}) needs "
+                "topr_taper_by='coefficient': topr_taper_by='reward' tapers only R < 0, so with 0/1 rewards every "
+                "wrong answer (R = 0 < c) would be pushed down without the taper (naive off-policy REINFORCE). Set "
+                "topr_taper_by='coefficient', or use topr_reward_source='signed_correctness' (the paper's +1/-1)."
+            )
         if not -1 < self.topr_baseline < 1 and self.topr_taper_by == "reward":
             raise ValueError(
                 f"topr_baseline={self.topr_baseline} is outside (-1, 1): with +1/-1 rewards some coefficients R - c "

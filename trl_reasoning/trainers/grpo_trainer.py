@@ -1,20 +1,23 @@
 """ReasoningGRPOTrainer: ``trl.GRPOTrainer`` with the advantage estimator and the policy loss picked by name.
 
 TRL computes rewards for the whole global batch (gathered across processes), turns them into GRPO advantages and
-keeps its own slice. This trainer overrides four methods, once each:
+keeps its own slice. This trainer overrides five methods, once each:
 
 * ``_calculate_rewards`` — unchanged, but keeps the gathered per-function rewards of the current batch;
 * ``_generate_and_score_completions`` — runs TRL's version, then recomputes the advantages of the global batch with
   the configured estimator, keeps this process's slice, masks out dropped samples (advantage 0, no tokens in the
   loss denominator), adds what a policy loss reads (rewards, correctness, lengths) and logs the method's metrics;
 * ``_prepare_inputs`` — TRL's, except that for a loss that couples the completions of a prompt (DRPO) the
-  generation batch is shuffled and split by whole groups instead of by sample;
+  generation batch is shuffled and split by whole groups instead of by sample, and that with
+  ``dropped_samples="remove"`` the kept samples are packed into the first optimizer steps (``dropped_samples.py``);
+* ``training_step`` — TRL's, except that with ``dropped_samples="remove"`` the micro-batches of an optimizer step
+  holding no kept sample are not run and that step's ``optimizer.step()`` is skipped;
 * ``_compute_loss`` — TRL's for ``policy_loss="trl"``; otherwise the same log-prob computation followed by the
   registered policy loss.
 
-With ``token_weighting`` set, the generation step also turns each sample's advantage into a per-token one,
-``A_i · w_{i,t}`` (critical-token weights from two contrastive adapters, or EMPG's entropy scale), which TRL's loss
-accepts as a (B, T) tensor.
+With ``token_weighting`` set, the generation step also turns each sample's advantage into a per-token one, which
+TRL's loss accepts as a (B, T) tensor: ``A_i · w_{i,t}`` (critical-token weights from two contrastive adapters, or
+EMPG's entropy scale alone) or EMPG's step-level advantages ``g(H_t)·A_i + ζ·f(H_{t+1}) − mean``.
 
 Everything else (generation with transformers or vLLM, PEFT, ``loss_type``, reference-model KL, logging,
 checkpointing) is TRL's own code.
@@ -25,13 +28,20 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from trl import GRPOTrainer
-from trl.trainer.utils import split_pixel_values_by_grid, split_tensor_dict, unsplit_pixel_values_by_grid
+from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.utils import (
+    shuffle_sequence_dict,
+    split_pixel_values_by_grid,
+    split_tensor_dict,
+    unsplit_pixel_values_by_grid,
+)
 
 from ..advantages import get_advantage_estimator
+from ..empg import empg_advantages, step_ids_from_delimiter, step_ids_from_turns
 from ..losses import TRL_POLICY_LOSS, get_policy_loss
 from ..token_weights import entropy_modulation
-from .common import mean_over_processes, resolve_config
+from .common import bind_parent_arguments, mean_over_processes, resolve_config, signature_of
+from .dropped_samples import pack_kept_samples, real_optimizer_steps
 from .grpo_config import ReasoningGRPOConfig
 
 
@@ -81,10 +91,20 @@ class ReasoningGRPOTrainer(GRPOTrainer):
 
     _tag_names = ["trl", "grpo", "trl-reasoning"]
 
-    def __init__(self, model, reward_funcs=None, args: ReasoningGRPOConfig | None = None, *pos_args, **kwargs):
-        args = resolve_config(model, args, ReasoningGRPOConfig, "GRPO", "grpo")
+    @signature_of(GRPOTrainer.__init__)
+    def __init__(self, *args, **kwargs):
+        """Takes exactly `trl.GRPOTrainer`'s arguments, positionally or by keyword. `args` may be a
+        [`ReasoningGRPOConfig`], a `trl.GRPOConfig` (or a subclass), upgraded with this package's defaults, or None."""
+        arguments = bind_parent_arguments(GRPOTrainer.__init__, self, args, kwargs)
+        model = arguments["model"]
+        args = arguments["args"] = resolve_config(model, arguments["args"], ReasoningGRPOConfig, "GRPO", GRPOConfig)
         self.advantage_estimator = get_advantage_estimator(args.advantage_estimator)
         self.policy_loss = None if args.policy_loss == TRL_POLICY_LOSS else get_policy_loss(args.policy_loss)
+        if args.dropped_samples == "remove" and self.policy_loss is not None and self.policy_loss.needs_whole_groups:
+            raise ValueError(
+                f"dropped_samples='remove' packs kept samples one by one, but policy_loss={args.policy_loss!r} needs "
+                "whole groups in each micro-batch. Use dropped_samples='mask' with this loss."
+            )
         # Critical-token weights are scored on a frozen copy of the base model carrying the two contrastive adapters,
         # taken before TRL wraps the policy.
         self._critical_scorer = None
@@ -98,11 +118,22 @@ class ReasoningGRPOTrainer(GRPOTrainer):
                 beta=args.critical_beta,
                 model_init_kwargs=args.model_init_kwargs,
             )
-        super().__init__(model, reward_funcs, args, *pos_args, **kwargs)
+        super().__init__(**arguments)
         if self._critical_scorer is not None:
             self._critical_scorer.to(self.accelerator.device)
         self._correctness_index = self._resolve_correctness_reward(args.correctness_reward)
         self._last_rewards_per_func: torch.Tensor | None = None
+        # dropped_samples="remove": kept counts per process of the current generation batch, how many of its
+        # micro-batches hold kept samples, the `_step` it was generated at, and a request to skip the next step.
+        self._kept_per_process: list[int] = []
+        self._real_micro_batches = self.args.steps_per_generation
+        self._generated_at_step: int | None = None
+        self._skip_optimizer_step = False
+        if self.args.dropped_samples == "remove" and self.is_deepspeed_enabled:
+            raise ValueError(
+                "dropped_samples='remove' cannot skip an optimizer step under DeepSpeed (the engine steps inside "
+                "backward); launch with DDP or FSDP, or use dropped_samples='mask'."
+            )
         self._set_model_card_method()
 
     def _set_model_card_method(self) -> None:
@@ -178,7 +209,9 @@ class ReasoningGRPOTrainer(GRPOTrainer):
 
         local = slice(self.accelerator.process_index * len(inputs), (self.accelerator.process_index + 1) * len(inputs))
         output["advantages"] = advantages[local]
-        if self.args.token_weighting is not None:
+        if self.args.token_weighting == "empg":
+            output["advantages"] = self._empg_advantages(output, keep[local], mode)
+        elif self.args.token_weighting is not None:
             token_weights = self._token_weights(output, (scorable & ~correct)[local], mode)
             output["advantages"] = output["advantages"].unsqueeze(1) * token_weights
         if not keep.all():
@@ -187,6 +220,12 @@ class ReasoningGRPOTrainer(GRPOTrainer):
             if "tool_mask" in output:
                 output["tool_mask"] = output["tool_mask"] * local_keep
             output["num_items_in_batch"] = (loss_tokens * keep).sum()
+        if mode == "train" and self.args.dropped_samples == "remove":
+            self._note_kept_samples(output, keep, local)
+        elif mode == "train" and self.advantage_estimator.drops_samples:
+            steps = self.args.steps_per_generation // self.args.gradient_accumulation_steps * self.num_iterations
+            self._metrics[mode]["dropped_samples/optimizer_steps"].append(float(steps))
+            self._metrics[mode]["dropped_samples/skipped_steps"].append(0.0)
         if self.policy_loss is not None:
             positive_fraction = (correct & scorable).sum() / scorable.sum().clamp(min=1)
             loss_inputs = {
@@ -232,10 +271,7 @@ class ReasoningGRPOTrainer(GRPOTrainer):
                 metrics["critical/weight_mean"].append(total / tokens)
                 metrics["critical/frac_below_0.5"].append(below / tokens)
             return weights
-        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
-        _, entropies, _ = self._get_per_token_logps_and_entropies(
-            self.model, input_ids, attention_mask, completion_ids.size(1), batch_size, compute_entropy=True
-        )
+        entropies = self._rollout_entropies(batch, mode)
         weights = entropy_modulation(
             entropies, completion_mask, k=self.args.entropy_modulation_k, gather=self.accelerator.gather
         )
@@ -257,7 +293,132 @@ class ReasoningGRPOTrainer(GRPOTrainer):
             metrics["token_weight/scale_max"].append(-negative_high)
         return weights
 
+    @torch.no_grad()
+    def _rollout_entropies(self, batch: dict[str, Any], mode: str) -> torch.Tensor:
+        """(B, T) entropies of the policy that sampled the batch (one no-grad forward), at the completion tokens."""
+        input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+        attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
+        _, entropies, _ = self._get_per_token_logps_and_entropies(
+            self.model, input_ids, attention_mask, batch["completion_ids"].size(1), batch_size, compute_entropy=True
+        )
+        return entropies
+
+    @torch.no_grad()
+    def _empg_advantages(self, batch: dict[str, Any], keep: torch.Tensor, mode: str) -> torch.Tensor:
+        """(B, T) EMPG advantages of this process's completions (``token_weighting="empg"``); logs ``empg/*``.
+
+        Steps are assistant turns or delimiter-split reasoning steps (``args.empg_steps``); statistics run over the
+        steps of the global batch, dropped samples (``keep`` False) and tool output left out.
+        """
+        completion_mask, tool_mask = batch["completion_mask"], batch.get("tool_mask")
+        mask = completion_mask * keep.unsqueeze(1).to(completion_mask.dtype)
+        steps = self.args.empg_steps
+        if steps == "auto":
+            steps = "turns" if tool_mask is not None else "delimiter"
+        if steps == "turns":
+            step_ids = step_ids_from_turns(mask, tool_mask)
+        else:
+            tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+            step_ids = step_ids_from_delimiter(
+                batch["completion_ids"], mask, tokenizer, self.args.empg_step_delimiter, tool_mask=tool_mask
+            )
+        result = empg_advantages(
+            self._rollout_entropies(batch, mode),
+            step_ids,
+            batch["advantages"],
+            mask,
+            k=self.args.entropy_modulation_k,
+            future_k=self.args.empg_future_k,
+            zeta=self.args.empg_zeta,
+            gather=self.accelerator.gather,
+        )
+        stats = {name: value.item() for name, value in result.stats.items()}
+        if stats["steps"] > 0:
+            metrics = self._metrics[mode]
+            metrics["empg/steps_per_completion"].append(stats["steps"] / stats["completions"])
+            for name in ("entropy_mean", "scale_min", "scale_max", "bonus_mean", "shift"):
+                metrics[f"empg/{name}"].append(stats[name])
+        return result.advantages.to(batch["advantages"].dtype)
+
+    def _note_kept_samples(self, output: dict[str, Any], keep: torch.Tensor, local: slice) -> None:
+        """dropped_samples="remove": remember which samples are kept and rescale the token-mean denominator.
+
+        TRL's token-level losses ("dapo", "cispo", "vespo") divide each optimizer step's token sum by
+        ``num_items_in_batch × gradient_accumulation_steps / steps_per_generation``, the generation's mean number of
+        loss tokens per step. With the kept samples packed into fewer steps that becomes (mean loss tokens of a kept
+        sample) × (samples per step), so a full step is a token mean over its samples and a last step holding
+        ``r`` of ``M`` samples is scaled by ``r / M``, as the official code's ``len(micro_batch) / ppo_mini_batch_size``.
+        """
+        output[_PREFIX + "keep"] = keep[local]
+        self._kept_per_process = keep.view(self.accelerator.num_processes, -1).sum(dim=1).tolist()
+        kept = int(keep.sum())
+        if kept > 0 and not keep.all():
+            output["num_items_in_batch"] = output["num_items_in_batch"] * len(keep) / kept
+
+    def _prepare_inputs_removing_dropped(self, generation_batch: dict[str, Any]) -> dict[str, Any]:
+        """TRL's buffering, with the kept samples packed into the first optimizer steps (dropped_samples="remove")."""
+        args = self.args
+        generate_every = args.steps_per_generation * self.num_iterations
+        new_generation = self._step % generate_every == 0 and self._generated_at_step != self._step
+        if new_generation or self._buffered_inputs is None:
+            batch = self._generate_and_score_completions(generation_batch)
+            batch = shuffle_sequence_dict(split_pixel_values_by_grid(batch))
+            keep = batch.pop(_PREFIX + "keep")
+            per_process_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+            batch = pack_kept_samples(
+                batch,
+                keep,
+                self._kept_per_process,
+                self.accelerator.process_index,
+                per_process_step,
+                self._tokenizer.pad_token_id,
+            )
+            batches = split_tensor_dict(batch, args.steps_per_generation)
+            self._buffered_inputs = [unsplit_pixel_values_by_grid(part) for part in batches]
+            steps_per_pass = args.steps_per_generation // args.gradient_accumulation_steps
+            real = real_optimizer_steps(
+                sum(self._kept_per_process), per_process_step * self.accelerator.num_processes, steps_per_pass
+            )
+            self._real_micro_batches = real * args.gradient_accumulation_steps
+            self._generated_at_step = self._step
+            metrics = self._metrics["train"]
+            metrics["dropped_samples/optimizer_steps"].append(float(real * self.num_iterations))
+            metrics["dropped_samples/skipped_steps"].append(float((steps_per_pass - real) * self.num_iterations))
+        return self._buffered_inputs[self._step % args.steps_per_generation]
+
+    def training_step(self, model, inputs, num_items_in_batch):
+        if self.args.dropped_samples != "remove":
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()  # as Trainer.training_step does first (the model may come back from an evaluation)
+        self._prepare_inputs(inputs)  # generates when a generation batch starts; a buffer lookup otherwise
+        if self._step % self.args.steps_per_generation < self._real_micro_batches:
+            return super().training_step(model, inputs, num_items_in_batch)
+        # A micro-batch of an optimizer step that holds no kept sample on any process (the same decision everywhere,
+        # from the global kept count): no forward, no backward, and the optimizer step that closes it is skipped.
+        self._step += 1
+        self._request_optimizer_skip()
+        return torch.zeros((), device=self.args.device)
+
+    def _request_optimizer_skip(self) -> None:
+        """Make the next ``optimizer.step()`` a no-op (no moment update, no weight change, no step count)."""
+        optimizer = self.optimizer
+        if not getattr(optimizer, "_reasoning_skip_guard", False):
+            step = optimizer.step
+
+            def guarded_step(*args, **kwargs):
+                if self._skip_optimizer_step:
+                    self._skip_optimizer_step = False
+                    return None
+                return step(*args, **kwargs)
+
+            optimizer.step = guarded_step
+            optimizer._reasoning_skip_guard = True
+        self._skip_optimizer_step = True
+
     def _prepare_inputs(self, generation_batch: dict[str, Any]) -> dict[str, Any]:
+        if self.model.training and self.args.dropped_samples == "remove":
+            return self._prepare_inputs_removing_dropped(generation_batch)
         if not (self.model.training and self.policy_loss is not None and self.policy_loss.needs_whole_groups):
             return super()._prepare_inputs(generation_batch)
         # TRL's buffering, with the generation batch shuffled and split by whole groups instead of by sample.

@@ -16,7 +16,9 @@ handles PEFT; this module adds:
 * truncation to ``max_length`` done here rather than by SFT, so per-token behaviour log-probs are cut with their
   tokens (a per-sequence behaviour log-prob cannot be cut: truncating such a completion is an error);
 * behaviour log-probs computed once with the initial model when the dataset has none;
-* the baseline from the dataset's share of positive rewards (``topr_target_positive_fraction``);
+* the baseline from the dataset's rewards (``topr_target_positive_fraction``; the paper's formula for ±1 rewards, the
+  general solve of :func:`trl_reasoning.losses.topr.topr_baseline_for_rewards` otherwise), and a refusal of
+  ``topr_taper_by="reward"`` when some reward in ``[0, c)`` would be pushed down untapered;
 * ``compute_loss``: the completion tokens' log-probs from the fused LM head, then ``topr_loss``.
 """
 
@@ -37,9 +39,15 @@ from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from trl.trainer.utils import global_then_local_main_first
 
-from ..losses.topr import RATIO_LEVELS, TAPER_BY, topr_baseline_for_positive_fraction, topr_loss
+from ..losses.topr import (
+    RATIO_LEVELS,
+    TAPER_BY,
+    topr_baseline_for_positive_fraction,
+    topr_baseline_for_rewards,
+    topr_loss,
+)
 from ..papers import TOPR
-from .common import mean_over_processes, resolve_config
+from .common import bind_parent_arguments, mean_over_processes, resolve_config, signature_of
 
 
 logger = get_logger(__name__)
@@ -62,15 +70,18 @@ class OfflineTOPRConfig(SFTConfig):
             the trainer computes it once, before training, with the initial model.
         topr_baseline (`float`, defaults to `0.0`):
             The constant baseline c in `(R − c)`. With ±1 rewards it reweights positives by `(1 − c)` and negatives by
-            `(1 + c)`.
+            `(1 + c)`; with 0/1 rewards by `(1 − c)` and `c`.
         topr_target_positive_fraction (`float` or `None`, defaults to `None`):
-            If set (in (0, 1)), c is computed once from the training set's share p of positive rewards (R ≥ 0) so
-            that the effective share of positives is this value. Exclusive with a non-zero `topr_baseline`.
+            If set (in (0, 1)), c is computed once from the training set's rewards so that the effective share of
+            positives `Σ[R − c]₊ / Σ|R − c|` is this value (for ±1 rewards, the paper's formula from the share p of
+            R ≥ 0). Exclusive with a non-zero `topr_baseline`.
         topr_ratio_level (`str`, defaults to `"sequence"`):
             `"sequence"` (the paper: one ratio π(τ)/μ(τ) per completion) or `"token"` (each token of a negative is
             tapered by its own ratio; needs per-token behaviour log-probs).
         topr_taper_by (`str`, defaults to `"reward"`):
-            Which samples are tapered: `"reward"` (R < 0, the paper) or `"coefficient"` (R − c < 0).
+            Which samples are tapered: `"reward"` (R < 0, the paper) or `"coefficient"` (R − c < 0). The trainer
+            refuses `"reward"` when some training reward lies in `[0, c)` (0/1 rewards with c > 0), which would be
+            pushed down untapered.
 
     These defaults differ from `trl.SFTConfig`:
 
@@ -112,7 +123,8 @@ class OfflineTOPRConfig(SFTConfig):
         default=0.0,
         metadata={
             "help": "TOPR's constant baseline c, any finite float. With rewards +1/-1, positives are weighted (1 - c) "
-            "and negatives (1 + c); keep |c| < 1 so no coefficient changes sign. Exclusive with "
+            "and negatives (1 + c); keep |c| < 1 so no coefficient changes sign. With 0/1 rewards they are weighted "
+            "(1 - c) and c, and c > 0 needs topr_taper_by='coefficient'. Exclusive with "
             "`topr_target_positive_fraction`."
         },
     )
@@ -120,9 +132,10 @@ class OfflineTOPRConfig(SFTConfig):
         default=None,
         metadata={
             "help": "None (default: use `topr_baseline`) or a value in (0, 1): the effective share of positives to "
-            "train on. The baseline is then computed once from the training set's share p of rewards >= 0 as "
-            "c = (p - target) / (target * (1 - 2p) + p). The paper reports its best off-policy results around "
-            "0.1-0.2."
+            "train on. The baseline is then computed once from the training set's rewards so that "
+            "sum[R - c]_+ / sum|R - c| = target: for +1/-1 rewards c = (p - target) / (target * (1 - 2p) + p) with p "
+            "the share of rewards >= 0 (the paper), for 0/1 rewards c = p(1 - target) / (p(1 - target) + target(1 - "
+            "p)). The paper reports its best off-policy results around 0.1-0.2."
         },
     )
     topr_ratio_level: str = field(
@@ -138,15 +151,21 @@ class OfflineTOPRConfig(SFTConfig):
         default="reward",
         metadata={
             "help": "Which samples are tapered: 'reward' (R < 0, the paper) or 'coefficient' (R - c < 0, keeps the "
-            "objective bounded with shaped rewards or a baseline outside (-1, 1)).",
+            "objective bounded with 0/1 or shaped rewards or a baseline outside (-1, 1); the trainer refuses 'reward' "
+            "when a training reward lies in [0, c)).",
             "choices": list(TAPER_BY),
         },
     )
 
     def __post_init__(self):
+        super().__post_init__()
+        self._post_init_own_fields()
+
+    def _post_init_own_fields(self) -> None:
+        """Default and check the fields this class adds or constrains (also run when a `trl.SFTConfig` is
+        upgraded)."""
         if self.completion_only_loss is None:
             self.completion_only_loss = True
-        super().__post_init__()
         for name in ("reward_column", "behavior_logps_column"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
@@ -331,22 +350,29 @@ class OfflineTOPRTrainer(SFTTrainer):
     # `compute_loss` returns a per-micro-batch mean: let `Trainer.training_step` divide it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, model, args: OfflineTOPRConfig | None = None, data_collator=None, *pos_args, **kwargs):
-        args = resolve_config(model, args, OfflineTOPRConfig, "TOPR", "sft")
-        if kwargs.get("compute_loss_func") is not None:
+    @signature_of(SFTTrainer.__init__)
+    def __init__(self, *args, **kwargs):
+        """Takes exactly `trl.SFTTrainer`'s arguments, positionally or by keyword. `args` may be an
+        [`OfflineTOPRConfig`], a `trl.SFTConfig` (or a subclass), upgraded with this package's defaults, a
+        `transformers.TrainingArguments` (as `trl.SFTTrainer` accepts), or None."""
+        arguments = bind_parent_arguments(SFTTrainer.__init__, self, args, kwargs)
+        args = arguments["args"] = resolve_config(
+            arguments["model"], arguments["args"], OfflineTOPRConfig, "TOPR", SFTConfig, accept_training_arguments=True
+        )
+        if arguments["compute_loss_func"] is not None:
             raise ValueError("`compute_loss_func` is not supported by OfflineTOPRTrainer: its loss is TOPR's.")
-        if kwargs.get("formatting_func") is not None:
+        if arguments["formatting_func"] is not None:
             raise ValueError(
                 "`formatting_func` is not supported by OfflineTOPRTrainer: it turns the dataset into plain text and "
                 "loses the prompt/completion split. Format `prompt` and `completion` before passing the dataset."
             )
-        train_dataset = kwargs.get("train_dataset", pos_args[0] if pos_args else None)
+        train_dataset = arguments["train_dataset"]
         if train_dataset is not None and not isinstance(train_dataset, Dataset):
             raise TypeError(
                 f"OfflineTOPRTrainer needs a map-style `datasets.Dataset`, got {type(train_dataset).__name__}: the "
                 "behaviour log-probs and the baseline are computed from the whole dataset before training."
             )
-        super().__init__(model, args, data_collator, *pos_args, **kwargs)
+        super().__init__(**arguments)
         if self._is_vision_dataset:
             raise NotImplementedError("OfflineTOPRTrainer does not support vision datasets yet.")
         if type(self.data_collator) is DataCollatorForLanguageModeling:
@@ -371,18 +397,22 @@ class OfflineTOPRTrainer(SFTTrainer):
                 "column to have the trainer compute it, or use topr_ratio_level='sequence'."
             )
 
-        self.positive_fraction = self._positive_fraction(self.train_dataset)
-        if args.topr_target_positive_fraction is not None:
-            self.topr_baseline = topr_baseline_for_positive_fraction(
-                self.positive_fraction, args.topr_target_positive_fraction
-            )
-            if self.positive_fraction in (0.0, 1.0):
-                logger.warning(
-                    f"The training set has only {'positive' if self.positive_fraction else 'negative'} rewards, so "
-                    "no baseline can change the effective share of positives; using c = 0."
-                )
-        else:
+        rewards = self._train_rewards(self.train_dataset)
+        self.positive_fraction = float((rewards >= 0).double().mean())
+        target = args.topr_target_positive_fraction
+        if target is None:
             self.topr_baseline = float(args.topr_baseline)
+        elif torch.isin(rewards, torch.tensor([-1.0, 1.0], dtype=torch.float64)).all():
+            self.topr_baseline = topr_baseline_for_positive_fraction(self.positive_fraction, target)  # the paper's
+        else:
+            # 0/1 or shaped rewards: solve Σ[R − c]₊ / Σ|R − c| = target on the rewards themselves.
+            self.topr_baseline = topr_baseline_for_rewards(rewards, target)
+        if target is not None and rewards.min() == rewards.max():
+            logger.warning(
+                f"Every reward in the training set is {rewards[0].item()}, so no baseline can change the effective "
+                "share of positives; using c = 0."
+            )
+        self._check_taper(rewards)
 
     # ----------------------------------------------------------------------------------------------- dataset
     def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
@@ -454,20 +484,39 @@ class OfflineTOPRTrainer(SFTTrainer):
     def _has_per_token_behavior(self, dataset: Dataset) -> bool:
         return isinstance(dataset[0][self.args.behavior_logps_column], list)
 
-    def _positive_fraction(self, dataset: Dataset) -> float:
+    def _train_rewards(self, dataset: Dataset) -> torch.Tensor:
+        """The training set's rewards (float64, missing ones left out); refuses a set with none or an infinite one."""
         rewards = torch.tensor([_as_reward(r) for r in dataset[self.args.reward_column]], dtype=torch.float64)
         rewards = rewards[~torch.isnan(rewards)]
         if rewards.numel() == 0:
             raise ValueError(
                 f"Every reward in `{self.args.reward_column}` is missing (None/NaN): nothing to train on."
             )
-        if not torch.isin(rewards, torch.tensor([-1.0, 1.0], dtype=torch.float64)).all():
-            if self.args.topr_target_positive_fraction is not None:
-                logger.warning(
-                    "topr_target_positive_fraction assumes rewards of +1/-1 (the effective-share formula weights "
-                    "positives by 1 - c and negatives by 1 + c); the dataset has other values."
-                )
-        return float((rewards >= 0).double().mean())
+        if torch.isinf(rewards).any():
+            raise ValueError(
+                f"`{self.args.reward_column}` holds an infinite reward: give finite floats (None/NaN leaves a row out)."
+            )
+        return rewards
+
+    def _check_taper(self, rewards: torch.Tensor) -> None:
+        """Refuse ``topr_taper_by="reward"`` when some sample would get a negative coefficient ``R − c`` untapered.
+
+        The paper tapers ``R < 0`` with ±1 rewards and ``|c| < 1``, where that is exactly ``R − c < 0``. With 0/1 or
+        shaped rewards and ``c > 0``, the rewards in ``[0, c)`` would be pushed down with weight 1: naive off-policy
+        REINFORCE, which the paper shows degenerates (TOPR, arXiv 2503.14286, §3).
+        """
+        if self.args.topr_taper_by != "reward":
+            return
+        untapered = (rewards >= 0) & (rewards < self.topr_baseline)
+        if untapered.any():
+            raise ValueError(
+                f"topr_taper_by='reward' tapers only rewards < 0, but with the baseline c = {self.topr_baseline:.6g} "
+                f"(topr_baseline / topr_target_positive_fraction) {int(untapered.sum())} of the training set's "
+                f"rewards lie in [0, c) (e.g. {rewards[untapered][0].item()}): their coefficient R - c is negative "
+                "and they would be pushed down without the taper (naive off-policy REINFORCE). Set "
+                "topr_taper_by='coefficient' (tapers every sample with R - c < 0), or use rewards of +1/-1 with a "
+                "baseline in (-1, 1)."
+            )
 
     @torch.no_grad()
     def _add_behavior_logps(self, dataset: Dataset, name: str) -> Dataset:
@@ -551,7 +600,9 @@ class OfflineTOPRTrainer(SFTTrainer):
         sequence_logps = (per_token_logps.detach() * mask).sum(dim=1)
         rewards = rewards.to(device)
         valid = ~torch.isnan(rewards)
-        positive, negative = valid & (rewards >= 0), valid & (rewards < 0)
+        # Positive / negative as the loss splits them: by R < 0, or by the coefficient R − c < 0.
+        tapered = rewards < 0 if self.args.topr_taper_by == "reward" else rewards - self.topr_baseline < 0
+        positive, negative = valid & ~tapered, valid & tapered
         nan = torch.tensor(float("nan"), device=device)
         local = {
             **loss_metrics,
