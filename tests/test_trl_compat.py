@@ -313,3 +313,65 @@ def test_third_party_grpo_config_subclass(tmp_path, model, tokenizer, dataset):
     assert trainer.args.my_field == 7 and isinstance(trainer.args, MyGRPOConfig)
     trainer.train()
     assert trainer.state.global_step == 1
+
+
+def test_tools_run_through_trls_tool_calling_loop(tmp_path, model, tokenizer, dataset):
+    """TRL's ``tools=``: completions that call a tool get its result appended and are generated on from there."""
+    from pathlib import Path
+    from unittest.mock import patch
+
+    import trl
+
+    calls = []
+
+    def multiply(a: int, b: int) -> int:
+        """
+        Multiplies two integers.
+
+        Args:
+            a: The first integer.
+            b: The second integer.
+        """
+        calls.append((a, b))
+        return a * b
+
+    # TRL parses tool calls only for the chat templates it ships: the character tokenizer gets Qwen3's.
+    template = Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja"
+    tokenizer.chat_template = template.read_text(encoding="utf-8")
+    texts = {
+        "call": '<tool_call>\n{"name": "multiply", "arguments": {"a": 3, "b": 4}}\n</tool_call><|im_end|>',
+        "plain": "12<|im_end|>",
+        "after": "Done<|im_end|>",
+    }
+    ids = {name: tokenizer(text, add_special_tokens=False)["input_ids"] for name, text in texts.items()}
+    # With the tools' system text a prompt is ~900 characters; TRL stops the tool loop at max_position_embeddings.
+    model.config.max_position_embeddings = 2048
+    batch_sizes = []
+
+    def fake_generate(input_ids, **kwargs):
+        batch_sizes.append(input_ids.shape[0])
+        if input_ids.shape[0] == 8:  # a fresh batch: the even rows call the tool, the odd rows answer
+            rows = [ids["call"] if i % 2 == 0 else ids["plain"] for i in range(8)]
+        else:  # generating on after the tool's result
+            rows = [ids["after"]] * input_ids.shape[0]
+        width = max(map(len, rows))
+        rows = [row + [tokenizer.pad_token_id] * (width - len(row)) for row in rows]
+        return torch.cat([input_ids, torch.tensor(rows, device=input_ids.device)], dim=-1)
+
+    trainer = ReasoningGRPOTrainer(
+        model=model,
+        reward_funcs=alternating_reward,
+        args=tiny_config(tmp_path, max_completion_length=256),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        tools=[multiply],
+    )
+    before = snapshot(trainer.model)
+    with patch.object(trainer.model, "generate", side_effect=fake_generate):
+        trainer.train()
+    assert batch_sizes == [8, 4] * STEPS  # per step: the batch, then the 4 completions that called the tool
+    assert calls == [(3, 4)] * 4 * STEPS
+    logs = train_logs(trainer)
+    assert [entry["tools/call_frequency"] for entry in logs] == [0.5] * STEPS
+    assert [entry["tools/failure_frequency"] for entry in logs] == [0.0] * STEPS
+    assert changed(before, trainer.model)
