@@ -1,5 +1,7 @@
 """Small builders shared by the trainer tests."""
 
+import threading
+
 import torch
 from trl import GRPOConfig, GRPOTrainer
 
@@ -62,3 +64,21 @@ def adapter_logits(path, input_ids, attention_mask):
     model = PeftModel.from_pretrained(build_tiny_model(build_tokenizer()), path).eval()
     with torch.no_grad():
         return model(input_ids=input_ids, attention_mask=attention_mask).logits.double()
+
+
+class FakeGather:
+    """``accelerator.gather`` for threads standing in for processes: concatenates in rank order."""
+
+    def __init__(self, world_size: int):
+        self.barrier = threading.Barrier(world_size)
+        self.slots: list = [None] * world_size
+
+    def for_rank(self, rank: int):
+        def gather(tensor):
+            self.slots[rank] = tensor
+            self.barrier.wait()
+            result = torch.cat(list(self.slots))
+            self.barrier.wait()
+            return result
+
+        return gather

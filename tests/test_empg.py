@@ -6,7 +6,7 @@ import threading
 
 import pytest
 import torch
-from helpers import make_trainer
+from helpers import FakeGather, make_trainer
 
 from trl_reasoning import ReasoningGRPOConfig
 from trl_reasoning.empg import empg_advantages, step_ids_from_delimiter, step_ids_from_turns, token_pieces
@@ -172,24 +172,6 @@ def test_empg_matches_a_float64_loop(seed):
         entropies.tolist(), step_ids.tolist(), advantages.tolist(), mask.tolist(), k, future_k, zeta
     )
     torch.testing.assert_close(out.advantages, torch.tensor(expected, dtype=torch.float64), atol=1e-12, rtol=0)
-
-
-class FakeGather:
-    """``accelerator.gather`` for threads standing in for processes: concatenates in rank order."""
-
-    def __init__(self, world_size: int):
-        self.barrier = threading.Barrier(world_size)
-        self.slots: list = [None] * world_size
-
-    def for_rank(self, rank: int):
-        def gather(tensor):
-            self.slots[rank] = tensor
-            self.barrier.wait()
-            result = torch.cat(list(self.slots))
-            self.barrier.wait()
-            return result
-
-        return gather
 
 
 def test_empg_over_two_processes_equals_the_global_batch():

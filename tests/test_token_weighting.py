@@ -5,7 +5,7 @@ import threading
 
 import pytest
 import torch
-from helpers import adapter_logits, make_trainer
+from helpers import FakeGather, adapter_logits, make_trainer
 
 from trl_reasoning import ReasoningGRPOConfig
 from trl_reasoning.testing import coin_reward, scripted_rollout
@@ -38,24 +38,6 @@ def test_entropy_modulation_k_and_degenerate_batches():
         entropy_modulation(entropies, mask, k=0)
     with pytest.raises(ValueError, match="same shape"):
         entropy_modulation(entropies, mask[:, :2])
-
-
-class FakeGather:
-    """``accelerator.gather`` for threads standing in for processes: concatenates in rank order."""
-
-    def __init__(self, world_size: int):
-        self.barrier = threading.Barrier(world_size)
-        self.slots: list = [None] * world_size
-
-    def for_rank(self, rank: int):
-        def gather(tensor):
-            self.slots[rank] = tensor
-            self.barrier.wait()
-            result = torch.cat(list(self.slots))
-            self.barrier.wait()
-            return result
-
-        return gather
 
 
 def test_entropy_modulation_over_processes_equals_the_global_batch():

@@ -10,6 +10,7 @@ import inspect
 import pytest
 import torch
 from datasets import IterableDataset
+from helpers import BASE_ARGS
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
@@ -18,19 +19,7 @@ from trl_reasoning.testing import arithmetic_dataset, build_tiny_model, build_to
 
 
 STEPS = 2
-TINY = dict(
-    per_device_train_batch_size=8,
-    num_generations=4,
-    max_completion_length=6,
-    max_steps=STEPS,
-    learning_rate=1e-2,
-    logging_steps=1,
-    report_to="none",
-    use_cpu=True,
-    seed=0,
-    save_strategy="no",
-    disable_tqdm=True,
-)
+TINY = {**BASE_ARGS, "max_completion_length": 6, "max_steps": STEPS}
 
 
 def alternating_reward(completions, **kwargs):
