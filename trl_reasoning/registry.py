@@ -6,10 +6,11 @@ silently replace a built-in) and, on a miss, lists the valid names.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 
 T = TypeVar("T")
@@ -70,32 +71,105 @@ class Registry(Generic[T]):
 
 
 @dataclass(frozen=True)
-class KeywordSignature:
-    """Which keyword arguments a registered function takes, so callers can pass a superset of standard arguments.
+class KeywordArguments:
+    """Parameters of a method registered without a params class: plain keyword arguments (``*_kwargs`` fields)."""
 
-    ``accepted`` is None when the function takes ``**kwargs`` (it then receives everything).
+    values: Mapping[str, Any]
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method: its function, its declared parameters and inputs, and its manifest entry.
+
+    Attributes:
+        name: the value users put in the config field that selects it.
+        fn: the pure function. It is called with keyword arguments only: the declared ``inputs`` (from the
+            trainer's standard inputs and the registered input providers, :mod:`trl_reasoning.inputs`) and the fields
+            of ``params``.
+        display_name: the method's name in model cards and docs.
+        paper: ``{"title", "id", "citation"}`` (:mod:`trl_reasoning.papers`).
+        params: the :class:`~trl_reasoning.parameters.MethodParams` subclass of its parameters, or None.
+        inputs: the names of the inputs it reads. Default: the function's parameters that are not parameters.
+        docs: its docs page, relative to ``docs/`` (e.g. ``"methods/drpo.md"``).
+        recipe: its recipe config, relative to the repository (e.g. ``"recipes/configs/drpo.yaml"``).
     """
 
-    accepted: frozenset[str] | None
-    required: frozenset[str]
+    name: str
+    fn: Callable[..., Any]
+    display_name: str
+    paper: Mapping[str, str] | None = None
+    params: type | None = None
+    inputs: tuple[str, ...] = ()
+    docs: str | None = None
+    recipe: str | None = None
 
-    @classmethod
-    def of(cls, fn: Callable) -> KeywordSignature:
-        params = inspect.signature(fn).parameters.values()
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-        named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        accepted = None if takes_any else frozenset(p.name for p in named)
-        required = frozenset(p.name for p in named if p.default is inspect.Parameter.empty)
-        return cls(accepted, required)
+    family: ClassVar[str] = "method"
 
-    def takes(self, name: str) -> bool:
-        return self.accepted is None or name in self.accepted
+    @staticmethod
+    def declare(fn: Callable, params: type | None, inputs: tuple[str, ...] | None) -> tuple[str, ...]:
+        """Check ``inputs`` and ``params`` against ``fn``'s signature; default ``inputs``: the other parameters."""
+        parameters = inspect.signature(fn).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        named = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        param_names = [f.name for f in dataclasses.fields(params)] if params is not None else []
+        if inputs is None:
+            inputs = tuple(n for n in named if n not in param_names)
+        for name in (*inputs, *param_names):
+            if name not in named and not takes_any:
+                raise TypeError(f"{fn.__name__} does not take {name!r}, which it declares as an input or parameter.")
+        overlap = set(inputs) & set(param_names)
+        if overlap:
+            raise TypeError(f"{sorted(overlap)} are declared both as inputs and as parameters of {fn.__name__}.")
+        undeclared = [
+            n for n, p in parameters.items()
+            if n in named and p.default is inspect.Parameter.empty and n not in (*inputs, *param_names)
+        ]
+        if undeclared:
+            raise TypeError(f"{fn.__name__} requires {undeclared}, declared neither as inputs nor as parameters.")
+        return tuple(inputs)
 
-    def select(self, what: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """The arguments of ``kwargs`` the function takes; raises ``TypeError`` naming ``what`` if one is missing."""
-        missing = self.required - kwargs.keys()
+    @property
+    def required_inputs(self) -> tuple[str, ...]:
+        """The declared inputs without a default in the function: the trainer must be able to supply them."""
+        parameters = inspect.signature(self.fn).parameters
+        return tuple(n for n in self.inputs if n in parameters and parameters[n].default is inspect.Parameter.empty)
+
+    def make_params(self, config: Any = None, overrides: Mapping[str, Any] | None = None, *, source: str = "") -> Any:
+        """The method's parameters from ``config`` and ``overrides`` (defaults where neither sets one), or None."""
+        if self.params is None:
+            if not overrides:
+                return None
+            # A method registered without a params class: the overrides go to the function's own parameters.
+            parameters = inspect.signature(self.fn).parameters
+            unknown = [name for name in overrides if name not in parameters]
+            if unknown:
+                raise ValueError(
+                    f"{source or 'The overrides'} has {unknown}, which {self.family} {self.name!r} does not take. "
+                    f"Its parameters: {list(parameters)}."
+                )
+            return KeywordArguments(dict(overrides))
+        return self.params.from_config(config, overrides, source=source)
+
+    def call(self, inputs: Mapping[str, Any], params: Any = None) -> Any:
+        """Call the function with exactly its declared inputs (those present in ``inputs``) and its parameters."""
+        kwargs = {name: inputs[name] for name in self.inputs if name in inputs}
+        if params is not None:
+            kwargs.update(params.as_kwargs())
+        return self.fn(**kwargs)
+
+    def call_with_keywords(self, kwargs: Mapping[str, Any]) -> Any:
+        """A direct call with keyword arguments: parameters are checked through ``params`` (defaults for the rest),
+        inputs are passed, and arguments the method does not declare are left out (callers may pass a superset)."""
+        param_names = [f.name for f in dataclasses.fields(self.params)] if self.params is not None else []
+        missing = [name for name in self.required_inputs if name not in kwargs]
         if missing:
-            raise TypeError(f"{what} needs the keyword argument(s) {sorted(missing)}.")
-        if self.accepted is None:
-            return dict(kwargs)
-        return {k: v for k, v in kwargs.items() if k in self.accepted}
+            raise TypeError(f"{self.family.capitalize()} {self.name!r} needs the keyword argument(s) {missing}.")
+        params = None
+        if self.params is not None:
+            params = self.params(**{name: kwargs[name] for name in param_names if name in kwargs})
+        return self.call(kwargs, params)
+
+

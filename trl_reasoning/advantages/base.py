@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
-from ..registry import KeywordSignature, Registry
+from ..parameters import MethodParams
+from ..registry import Method, Registry
 
 
 __all__ = [
     "AdvantageEstimator",
     "AdvantageResult",
     "advantage_estimator_names",
+    "advantage_estimators",
     "get_advantage_estimator",
     "register_advantage_estimator",
 ]
@@ -34,27 +36,26 @@ class AdvantageResult(NamedTuple):
 
 
 @dataclass(frozen=True)
-class AdvantageEstimator:
-    """A registered estimator: the function plus what the trainer needs to know about it.
+class AdvantageEstimator(Method):
+    """A registered estimator: the function, its parameters and inputs, and what the trainer needs to know.
 
-    Calling it returns the advantages with dropped samples set to 0; :meth:`compute` also returns the ``keep`` mask.
+    ``estimator(**kwargs)`` returns the advantages with dropped samples set to 0; ``estimator.compute(**kwargs)``
+    also returns the ``keep`` mask and the metrics. Both take keyword arguments: the estimator's inputs and
+    parameters (defaults for those not given); arguments it does not declare are left out.
     """
 
-    name: str
-    fn: Callable[..., torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
-    display_name: str
-    paper: dict[str, str] | None = None
     drops_samples: bool = False
-    signature: KeywordSignature | None = field(default=None, repr=False, compare=False)
 
-    @classmethod
-    def from_function(cls, name: str, fn: Callable, **info: Any) -> AdvantageEstimator:
-        return cls(name, fn, signature=KeywordSignature.of(fn), **info)
+    family: ClassVar[str] = "advantage estimator"
 
     def compute(self, **kwargs: Any) -> AdvantageResult:
-        signature = self.signature or KeywordSignature.of(self.fn)
-        kwargs = signature.select(f"Advantage estimator {self.name!r}", kwargs)
-        out = self.fn(**kwargs)
+        return self._checked(self.call_with_keywords(kwargs), kwargs.get("rewards"))
+
+    def run(self, inputs: Mapping[str, Any], params: Any = None) -> AdvantageResult:
+        """The trainer's call: exactly the declared inputs and the configured parameters."""
+        return self._checked(self.call(inputs, params), inputs.get("rewards"))
+
+    def _checked(self, out: Any, rewards: Any) -> AdvantageResult:
         if isinstance(out, AdvantageResult):
             advantages, keep, metrics = out
         elif isinstance(out, tuple):
@@ -66,7 +67,6 @@ class AdvantageEstimator:
                 f"Advantage estimator {self.name!r} must return a 1-D float tensor of advantages, got "
                 f"{type(advantages).__name__} with shape {getattr(advantages, 'shape', None)}."
             )
-        rewards = kwargs.get("rewards")
         if isinstance(rewards, torch.Tensor) and advantages.shape != rewards.shape:
             raise ValueError(
                 f"Advantage estimator {self.name!r} returned shape {tuple(advantages.shape)} for "
@@ -99,22 +99,43 @@ def register_advantage_estimator(
     name: str,
     *,
     display_name: str | None = None,
-    paper: dict[str, str] | None = None,
+    paper: Mapping[str, str] | None = None,
     drops_samples: bool = False,
+    params: type[MethodParams] | None = None,
+    inputs: tuple[str, ...] | None = None,
+    docs: str | None = None,
+    recipe: str | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register ``fn`` as the advantage estimator ``name`` (a decorator; refuses duplicate names).
 
     Args:
         name: the value users put in ``ReasoningGRPOConfig.advantage_estimator``.
         display_name: the method's name in model cards (defaults to ``name``).
-        paper: ``{"title", "id", "citation"}`` of the paper, for model cards.
+        paper: ``{"title", "id", "citation"}`` of the paper, for model cards and the paper index.
         drops_samples: whether the estimator can return ``keep=False``; such estimators need a token-level
             ``loss_type`` so that dropped samples leave the loss denominator.
+        params: the estimator's parameters (a :class:`~trl_reasoning.parameters.MethodParams` dataclass). Built-in
+            estimators' parameters are config fields; a custom estimator's are set with
+            ``advantage_estimator_kwargs``.
+        inputs: the inputs it reads (standard inputs or registered providers, :mod:`trl_reasoning.inputs`).
+            Default: the function's parameters that are not in ``params``.
+        docs: its docs page (relative to ``docs/``); recipe: its recipe config (relative to the repository).
     """
 
     def make_entry(fn: Callable) -> AdvantageEstimator:
-        return AdvantageEstimator.from_function(
-            name, fn, display_name=display_name or name, paper=paper, drops_samples=drops_samples
+        declared = Method.declare(fn, params, inputs)
+        if params is not None:
+            params.owner = f"advantage_estimator={name!r}"
+        return AdvantageEstimator(
+            name,
+            fn,
+            display_name=display_name or name,
+            paper=paper,
+            params=params,
+            inputs=declared,
+            docs=docs,
+            recipe=recipe,
+            drops_samples=drops_samples,
         )
 
     return _ESTIMATORS.decorator(name, make_entry)
@@ -128,6 +149,11 @@ def get_advantage_estimator(name: str) -> AdvantageEstimator:
 def advantage_estimator_names() -> list[str]:
     """The registered estimator names, sorted."""
     return _ESTIMATORS.names()
+
+
+def advantage_estimators() -> list[AdvantageEstimator]:
+    """The registered estimators, sorted by name."""
+    return [_ESTIMATORS.get(name) for name in _ESTIMATORS.names()]
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -55,10 +55,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from ..papers import BNPO
+from ..parameters import MethodParams, greater_than, param
 from .base import AdvantageResult, check_groups, register_advantage_estimator
 
 
@@ -70,7 +72,64 @@ _ZERO_VARIANCE = 1e-12
 _RANGE_TOLERANCE = 1e-6
 
 
-@register_advantage_estimator("beta_norm", display_name="BNPO", paper=BNPO)
+@dataclass(frozen=True)
+class BetaNormParams(MethodParams):
+    decompose: bool = param(
+        False,
+        config="beta_norm_decompose",
+        help="BNPO's advantage decomposition (advantage_estimator='beta_norm'): one Beta-normalised advantage per "
+        "reward function, each with its own alpha and beta, averaged with the reward weights.",
+    )
+    reward_range: list[float] = param(
+        default_factory=lambda: [0.0, 1.0],
+        config="beta_norm_reward_range",
+        help="BNPO: (min, max) of the rewards, mapped to [0, 1] (default 0 1, the official code's). With "
+        "beta_norm_decompose, also one pair per reward function: 2K numbers.",
+    )
+    max_inverse_density: float = param(
+        1e6,
+        config="beta_norm_max_inverse_density",
+        check=greater_than(0),
+        help="BNPO: upper clamp of 1/f, the inverse Beta density (the official code's 1e6).",
+    )
+
+    def validate(self) -> None:
+        values = self.reward_range
+        numbers = isinstance(values, list | tuple) and all(isinstance(v, int | float) for v in values)
+        if numbers and (len(values) < 2 or len(values) % 2):
+            raise ValueError(
+                f"beta_norm_reward_range={list(values)!r} is invalid: give min and max, or with beta_norm_decompose "
+                "one min, max pair per reward function (2K numbers)."
+            )
+
+    def as_kwargs(self) -> dict:
+        kwargs = super().as_kwargs()
+        converted = _reward_range_argument(self.reward_range)
+        if converted is not None:
+            kwargs["reward_range"] = converted
+        return kwargs
+
+
+def _reward_range_argument(values) -> tuple | list | None:
+    """``(min, max)``, a list of K pairs (also given flat, as 2K numbers from a command line), or None if neither."""
+    if not isinstance(values, list | tuple):
+        return None
+    if values and all(_is_pair_like(pair) for pair in values):
+        return values
+    if len(values) >= 2 and len(values) % 2 == 0 and all(isinstance(v, int | float) for v in values):
+        return tuple(values) if len(values) == 2 else [tuple(values[i : i + 2]) for i in range(0, len(values), 2)]
+    return None
+
+
+@register_advantage_estimator(
+    "beta_norm",
+    display_name="BNPO",
+    paper=BNPO,
+    params=BetaNormParams,
+    inputs=("rewards", "group_size", "rewards_per_func", "reward_weights", "reward_names"),
+    docs="methods/bnpo.md",
+    recipe="recipes/configs/bnpo.yaml",
+)
 def beta_norm_advantages(
     rewards: torch.Tensor,
     group_size: int,
@@ -193,8 +252,8 @@ def _reward_ranges(reward_range, num_funcs: int, decompose: bool) -> list[tuple[
     """``reward_range`` as one ``(min, max)`` pair per reward function (one pair without decomposition)."""
     per_func = decompose and not isinstance(reward_range, str) and all(_is_pair_like(x) for x in reward_range)
     pairs = list(reward_range) if per_func else [reward_range] * num_funcs
-    hint = "Set it with `advantage_estimator_kwargs={'reward_range': [min, max]}`" + (
-        " (or one [min, max] pair per reward function)." if decompose else "."
+    hint = "Set it with `beta_norm_reward_range: [min, max]`" + (
+        " (or one min, max pair per reward function)." if decompose else "."
     )
     if len(pairs) != num_funcs:
         raise ValueError(f"`reward_range` has {len(pairs)} (min, max) pairs for {num_funcs} reward functions. {hint}")

@@ -21,10 +21,13 @@ Implementation details:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ..losses.drpo import drpo_length_weights  # the weights are shared with the DRPO loss
+from ..losses.drpo import DRPOLengthParams, drpo_length_weights  # shared with the DRPO loss
 from ..papers import DRPO
+from ..parameters import param
 from .base import AdvantageResult, register_advantage_estimator, scorable_mask
 from .grpo import grpo_advantages
 
@@ -32,7 +35,20 @@ from .grpo import grpo_advantages
 __all__ = ["drpo_length_advantages"]
 
 
-@register_advantage_estimator("drpo_length", display_name="DRPO length weighting", paper=DRPO)
+@dataclass(frozen=True)
+class DRPOLengthAdvantageParams(DRPOLengthParams):
+    scale: str = param("group", config="scale_rewards", from_trl=True, help="TRL's `scale_rewards`.")
+
+
+@register_advantage_estimator(
+    "drpo_length",
+    display_name="DRPO length weighting",
+    paper=DRPO,
+    params=DRPOLengthAdvantageParams,
+    inputs=("correct", "lengths", "group_size", "max_length", "scorable"),
+    docs="methods/drpo.md",
+    recipe="recipes/configs/drpo_length.yaml",
+)
 def drpo_length_advantages(
     correct: torch.Tensor,
     lengths: torch.Tensor,

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..papers import DEEPSEEKMATH
+from ..parameters import MethodParams, param
 from .base import check_groups, nanstd, register_advantage_estimator
 
 
-@register_advantage_estimator("grpo", display_name="GRPO", paper=DEEPSEEKMATH)
+@dataclass(frozen=True)
+class GRPOParams(MethodParams):
+    """GRPO's parameters are TRL's own fields, read from `trl.GRPOConfig` (TRL checks them)."""
+
+    scale: str = param("group", config="scale_rewards", from_trl=True, help="TRL's `scale_rewards`.")
+    aggregation: str = param(
+        "sum_then_normalize", config="multi_objective_aggregation", from_trl=True, help="TRL's aggregation."
+    )
+
+
+@register_advantage_estimator(
+    "grpo",
+    display_name="GRPO",
+    paper=DEEPSEEKMATH,
+    params=GRPOParams,
+    inputs=("rewards", "group_size", "rewards_per_func", "reward_weights"),
+    docs="methods/grpo.md",
+    recipe="recipes/configs/grpo.yaml",
+)
 def grpo_advantages(
     rewards: torch.Tensor,
     group_size: int,

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..papers import NEGATIVE_REINFORCEMENT
+from ..parameters import MethodParams, at_least, param
 from .base import register_advantage_estimator, scorable_mask
 
 
-@register_advantage_estimator("psr", display_name="PSR", paper=NEGATIVE_REINFORCEMENT, drops_samples=True)
+_PAGE = "methods/negative-reinforcement.md"
+
+
+@dataclass(frozen=True)
+class WReinforceParams(MethodParams):
+    positive_weight: float = param(
+        0.1,
+        check=at_least(0),
+        help="W-REINFORCE's lambda: advantage of a correct sample (incorrect samples get -1). Must be >= 0; 0 is NSR, "
+        "1 is plain REINFORCE. The paper recommends 0.1.",
+    )
+
+
+@register_advantage_estimator(
+    "psr",
+    display_name="PSR",
+    paper=NEGATIVE_REINFORCEMENT,
+    drops_samples=True,
+    docs=_PAGE,
+    recipe="recipes/configs/psr.yaml",
+)
 def positive_sample_reinforcement(
     correct: torch.Tensor, scorable: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -20,7 +43,14 @@ def positive_sample_reinforcement(
     return keep.float(), keep
 
 
-@register_advantage_estimator("nsr", display_name="NSR", paper=NEGATIVE_REINFORCEMENT, drops_samples=True)
+@register_advantage_estimator(
+    "nsr",
+    display_name="NSR",
+    paper=NEGATIVE_REINFORCEMENT,
+    drops_samples=True,
+    docs=_PAGE,
+    recipe="recipes/configs/nsr.yaml",
+)
 def negative_sample_reinforcement(
     correct: torch.Tensor, scorable: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,7 +63,13 @@ def negative_sample_reinforcement(
 
 
 @register_advantage_estimator(
-    "w_reinforce", display_name="W-REINFORCE", paper=NEGATIVE_REINFORCEMENT, drops_samples=True
+    "w_reinforce",
+    display_name="W-REINFORCE",
+    paper=NEGATIVE_REINFORCEMENT,
+    drops_samples=True,
+    params=WReinforceParams,
+    docs=_PAGE,
+    recipe="recipes/configs/w_reinforce.yaml",
 )
 def weighted_reinforce(
     correct: torch.Tensor, positive_weight: float = 0.1, scorable: torch.Tensor | None = None

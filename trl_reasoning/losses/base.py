@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
-from ..registry import KeywordSignature, Registry
+from ..parameters import MethodParams
+from ..registry import Method, Registry
 
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "PolicyLossOutput",
     "get_policy_loss",
     "policy_loss_names",
+    "policy_losses",
     "register_policy_loss",
 ]
 
@@ -37,32 +39,33 @@ class PolicyLossOutput(NamedTuple):
 
 
 @dataclass(frozen=True)
-class PolicyLoss:
-    """A registered policy loss: the function plus what the trainer needs to know about it.
+class PolicyLoss(Method):
+    """A registered policy loss: the function, its parameters and inputs, and what the trainer needs to know.
 
     Attributes:
         needs_whole_groups: the loss couples the completions of one prompt (e.g. DRPO), so every call must see
             whole groups, laid out contiguously (samples ``[k*G, (k+1)*G)`` form group ``k``).
+        token_advantages: the loss reads ``advantages`` in a way that also holds per token ((B, T)), so it composes
+            with a ``token_weighting``.
     """
 
-    name: str
-    fn: Callable[..., PolicyLossOutput | torch.Tensor]
-    display_name: str
-    paper: dict[str, str] | None = None
     needs_whole_groups: bool = False
-    signature: KeywordSignature | None = field(default=None, repr=False, compare=False)
+    token_advantages: bool = False
 
-    @classmethod
-    def from_function(cls, name: str, fn: Callable, **info: Any) -> PolicyLoss:
-        return cls(name, fn, signature=KeywordSignature.of(fn), **info)
+    family: ClassVar[str] = "policy loss"
 
     def takes(self, argument: str) -> bool:
-        """Whether the loss reads the standard argument ``argument`` (e.g. ``"advantages"``)."""
-        return (self.signature or KeywordSignature.of(self.fn)).takes(argument)
+        """Whether the loss reads the input ``argument`` (e.g. ``"advantages"``)."""
+        return argument in self.inputs
 
     def compute(self, **kwargs: Any) -> PolicyLossOutput:
-        signature = self.signature or KeywordSignature.of(self.fn)
-        out = self.fn(**signature.select(f"Policy loss {self.name!r}", kwargs))
+        return self._checked(self.call_with_keywords(kwargs))
+
+    def run(self, inputs: Mapping[str, Any], params: Any = None) -> PolicyLossOutput:
+        """The trainer's call: exactly the declared inputs and the configured parameters."""
+        return self._checked(self.call(inputs, params))
+
+    def _checked(self, out: Any) -> PolicyLossOutput:
         loss, metrics = (out.loss, out.metrics) if isinstance(out, PolicyLossOutput) else (out, {})
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             raise TypeError(
@@ -84,27 +87,50 @@ def register_policy_loss(
     name: str,
     *,
     display_name: str | None = None,
-    paper: dict[str, str] | None = None,
+    paper: Mapping[str, str] | None = None,
     needs_whole_groups: bool = False,
+    token_advantages: bool = False,
+    params: type[MethodParams] | None = None,
+    inputs: tuple[str, ...] | None = None,
+    docs: str | None = None,
+    recipe: str | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register ``fn`` as the policy loss ``name`` (a decorator; refuses duplicates and the reserved ``"trl"``).
 
-    The function takes keyword arguments (any subset of the standard ones listed in :mod:`trl_reasoning.losses`,
-    plus its own parameters) and returns a scalar loss or a :class:`PolicyLossOutput`.
+    The function takes keyword arguments (its inputs, see :mod:`trl_reasoning.losses`, and its parameters) and
+    returns a scalar loss or a :class:`PolicyLossOutput`.
 
     Args:
         name: the value users put in ``ReasoningGRPOConfig.policy_loss``.
         display_name: the method's name in model cards (defaults to ``name``).
-        paper: ``{"title", "id", "citation"}`` of the paper, for model cards.
+        paper: ``{"title", "id", "citation"}`` of the paper, for model cards and the paper index.
         needs_whole_groups: whether each call must see whole groups (the trainer then shuffles and splits its
             generation batch by group, and the config checks the batch sizes).
+        token_advantages: whether ``advantages`` may be per token ((B, T)), so a ``token_weighting`` applies.
+        params: the loss's parameters (a :class:`~trl_reasoning.parameters.MethodParams` dataclass); a custom loss's
+            are set with ``policy_loss_kwargs``.
+        inputs: the inputs it reads (standard inputs or registered providers). Default: the function's parameters
+            that are not in ``params``.
+        docs: its docs page (relative to ``docs/``); recipe: its recipe config (relative to the repository).
     """
     if name == TRL_POLICY_LOSS:
         raise ValueError(f"{TRL_POLICY_LOSS!r} is reserved for TRL's own loss_type machinery; pick another name.")
 
     def make_entry(fn: Callable) -> PolicyLoss:
-        return PolicyLoss.from_function(
-            name, fn, display_name=display_name or name, paper=paper, needs_whole_groups=needs_whole_groups
+        declared = Method.declare(fn, params, inputs)
+        if params is not None:
+            params.owner = f"policy_loss={name!r}"
+        return PolicyLoss(
+            name,
+            fn,
+            display_name=display_name or name,
+            paper=paper,
+            params=params,
+            inputs=declared,
+            docs=docs,
+            recipe=recipe,
+            needs_whole_groups=needs_whole_groups,
+            token_advantages=token_advantages,
         )
 
     return _POLICY_LOSSES.decorator(name, make_entry)
@@ -123,3 +149,8 @@ def get_policy_loss(name: str) -> PolicyLoss:
 def policy_loss_names() -> list[str]:
     """The registered policy-loss names, sorted (``"trl"``, TRL's own loss, is always valid too)."""
     return _POLICY_LOSSES.names()
+
+
+def policy_losses() -> list[PolicyLoss]:
+    """The registered policy losses, sorted by name."""
+    return [_POLICY_LOSSES.get(name) for name in _POLICY_LOSSES.names()]

@@ -27,15 +27,63 @@ Implementation details:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
 from ..papers import DRPO
+from ..parameters import MethodParams, at_least, greater_than, param
 from .base import PolicyLossOutput, register_policy_loss
 
 
-__all__ = ["drpo_length_weights", "drpo_loss"]
+__all__ = ["DRPOLengthParams", "DRPOParams", "drpo_length_weights", "drpo_loss"]
+
+
+@dataclass(frozen=True)
+class DRPOLengthParams(MethodParams):
+    """DRPO's length preference, shared by ``policy_loss="drpo"`` and ``advantage_estimator="drpo_length"``."""
+
+    length_lambda: float = param(
+        0.1,
+        check=greater_than(0),
+        help="DRPO's lambda (> 0), used by policy_loss='drpo' and advantage_estimator='drpo_length': correct "
+        "completions are weighted by softmax(-length / (lambda * max_completion_length)) within their group. "
+        "Smaller is a stronger preference for short correct answers; the paper uses 0.1.",
+    )
+
+
+@dataclass(frozen=True)
+class DRPOParams(DRPOLengthParams):
+    tau: float = param(
+        10.0,
+        config="drpo_tau",
+        check=greater_than(0),
+        help="DRPO's temperature tau (> 0) of the log-mean-exp over a group's incorrect completions.",
+    )
+    kl_delta: float = param(
+        1e-4, config="drpo_kl_delta", check=at_least(0), help="DRPO's KL budget delta (>= 0) against the sampling policy."
+    )
+    kl_beta: float = param(
+        1e3,
+        config="drpo_kl_beta",
+        check=at_least(0),
+        help="DRPO's penalty weight beta (>= 0) of the squared-hinge KL constraint (0 disables it).",
+    )
+    negative_pooling: str = param(
+        "mean",
+        config="drpo_negative_pooling",
+        choices=("mean", "sum"),
+        help="How DRPO pools a group's incorrect completions: 'mean' (log-mean-exp, the paper) or 'sum' "
+        "(log-sum-exp, the official code; the value differs by tau*log|N|, the gradient is the same).",
+    )
+    kl_estimator: str = param(
+        "k1",
+        config="drpo_kl_estimator",
+        choices=("k1", "k3"),
+        help="DRPO's KL estimator: 'k1' (log pi_old - log pi, the official launch scripts) or 'k3' "
+        "(r - 1 - log r, the official code's function default).",
+    )
 
 
 def drpo_length_weights(
@@ -169,4 +217,13 @@ def drpo_loss(
     return PolicyLossOutput(loss, {name: value.detach() for name, value in metrics.items()})
 
 
-register_policy_loss("drpo", display_name="DRPO", paper=DRPO, needs_whole_groups=True)(drpo_loss)
+register_policy_loss(
+    "drpo",
+    display_name="DRPO",
+    paper=DRPO,
+    needs_whole_groups=True,
+    params=DRPOParams,
+    inputs=("per_token_logps", "old_per_token_logps", "mask", "correct", "lengths", "group_size", "max_length", "scorable"),
+    docs="methods/drpo.md",
+    recipe="recipes/configs/drpo.yaml",
+)(drpo_loss)

@@ -33,11 +33,13 @@ Implementation details:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
 from ..papers import TOPR
+from ..parameters import MethodParams, finite, open_interval, param
 from .base import PolicyLossOutput, register_policy_loss
 
 
@@ -51,12 +53,94 @@ TAPER_BY = ("reward", "coefficient")
 __all__ = [
     "RATIO_LEVELS",
     "TAPER_BY",
+    "TOPRParams",
+    "TOPRPolicyLossParams",
     "topr_baseline_for_positive_fraction",
     "topr_baseline_for_rewards",
     "topr_effective_positive_fraction",
     "topr_loss",
     "topr_weighted_positive_fraction",
 ]
+
+
+@dataclass(frozen=True)
+class TOPRParams(MethodParams):
+    """TOPR's parameters, shared by ``policy_loss="topr"`` (GRPO) and ``OfflineTOPRConfig``."""
+
+    baseline: float = param(
+        0.0,
+        config="topr_baseline",
+        check=finite,
+        help="TOPR's baseline c: the loss uses (R - c). With rewards +1/-1, positives are weighted (1 - c) and "
+        "negatives (1 + c), which sets the effective share of positives p(1-c)/(1+(1-2p)c); keep |c| < 1 so no "
+        "coefficient changes sign. With 0/1 rewards they are weighted (1 - c) and c, and c > 0 needs "
+        "topr_taper_by='coefficient'. Exclusive with topr_target_positive_fraction.",
+    )
+    target_positive_fraction: float | None = param(
+        None,
+        config="topr_target_positive_fraction",
+        check=open_interval(0, 1, allow_none=True),
+        help="None (use topr_baseline) or a share in (0, 1): the baseline is computed so that the effective share of "
+        "positives sum[R - c]_+ / sum|R - c| equals it (per generation batch online, once from the training set "
+        "offline). For +1/-1 rewards c = (p - target) / (target (1 - 2p) + p) with p the share of R >= 0 (the paper); "
+        "for other rewards c is solved from the rewards. The paper reports its best off-policy results around "
+        "0.1-0.2.",
+    )
+    ratio_level: str = param(
+        "sequence",
+        config="topr_ratio_level",
+        choices=RATIO_LEVELS,
+        help="Level of the importance ratio that tapers negatives: 'sequence' (the paper, one ratio pi(y)/mu(y) per "
+        "completion) or 'token' (one ratio per token, as in Trinity-RFT/ROLL; offline it needs per-token behaviour "
+        "log-probs).",
+    )
+    taper_by: str = param(
+        "reward",
+        config="topr_taper_by",
+        choices=TAPER_BY,
+        help="Which samples TOPR tapers: 'reward' (R < 0, the paper) or 'coefficient' (R - c < 0, which keeps the "
+        "objective bounded with 0/1 or shaped rewards, or a baseline outside (-1, 1)).",
+    )
+
+    def validate(self) -> None:
+        if self.target_positive_fraction is not None and self.baseline != 0.0:
+            raise ValueError(
+                f"topr_target_positive_fraction={self.target_positive_fraction} computes the baseline, so "
+                f"topr_baseline={self.baseline} would be ignored: set only one of them."
+            )
+
+
+@dataclass(frozen=True)
+class TOPRPolicyLossParams(TOPRParams):
+    """TOPR in the GRPO trainer: also which rewards it trains on."""
+
+    reward_source: str = param(
+        "signed_correctness",
+        config="topr_reward_source",
+        choices=("signed_correctness", "reward"),
+        help="Rewards TOPR trains on: 'signed_correctness' (+1 correct, -1 incorrect, as in the paper's math "
+        "experiments) or 'reward' (the total reward as given; with a baseline, set topr_taper_by='coefficient' so "
+        "that samples with 0 <= R < c are tapered too).",
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        has_baseline = self.baseline != 0.0 or self.target_positive_fraction is not None
+        if self.reward_source == "reward" and self.taper_by == "reward" and has_baseline:
+            # With 0/1 (or shaped) rewards a sample with 0 <= R < c has a negative coefficient R - c: tapering only
+            # R < 0 would push it down untapered, i.e. naive off-policy REINFORCE (TOPR, arXiv 2503.14286, §3).
+            raise ValueError(
+                f"topr_reward_source='reward' with a baseline (topr_baseline={self.baseline}, "
+                f"topr_target_positive_fraction={self.target_positive_fraction}) needs topr_taper_by='coefficient': "
+                "topr_taper_by='reward' tapers only R < 0, so with 0/1 rewards every wrong answer (R = 0 < c) would "
+                "be pushed down without the taper (naive off-policy REINFORCE). Set topr_taper_by='coefficient', or "
+                "use topr_reward_source='signed_correctness' (the paper's +1/-1)."
+            )
+        if not -1 < self.baseline < 1 and self.taper_by == "reward":
+            raise ValueError(
+                f"topr_baseline={self.baseline} is outside (-1, 1): with +1/-1 rewards some coefficients R - c "
+                "change sign and are no longer tapered. Use a baseline in (-1, 1), or topr_taper_by='coefficient'."
+            )
 
 
 def topr_loss(
@@ -218,7 +302,17 @@ def topr_baseline_for_rewards(rewards, target_positive_fraction: float) -> float
     raise AssertionError("unreachable: the effective share is continuous and falls from 1 to 0")  # pragma: no cover
 
 
-@register_policy_loss("topr", display_name="TOPR", paper=TOPR)
+@register_policy_loss(
+    "topr",
+    display_name="TOPR",
+    paper=TOPR,
+    params=TOPRPolicyLossParams,
+    inputs=(
+        "per_token_logps", "behavior_per_token_logps", "mask", "correct", "scorable", "rewards", "positive_fraction"
+    ),
+    docs="methods/topr.md",
+    recipe="recipes/configs/topr.yaml",
+)
 def topr_policy_loss(
     per_token_logps: torch.Tensor,
     behavior_per_token_logps: torch.Tensor,
