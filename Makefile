@@ -16,8 +16,9 @@ setup: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(PY) recipes/grpo.py --config recipes/configs/demo.yaml --output_dir outputs/demo
 
-## test: the whole suite, including the multi-process and training tests that CI runs
+## test: the import-layer contracts (lint-imports), then the whole suite, including the multi-process and training tests
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## test-quick: the fast unit tests only

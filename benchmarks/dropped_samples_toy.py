@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from trl_reasoning.testing import arithmetic_split, build_tokenizer
+    from trl_reasoning.embedded import arithmetic_split, build_tokenizer
 
     torch.set_num_threads(1)
     work = args.out_dir / "full"
@@ -119,7 +119,7 @@ def train_run(work: Path, tokenizer, train_set, settings: dict, shared: dict, se
     from transformers.trainer_callback import PrinterCallback
 
     from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer
-    from trl_reasoning.testing import arithmetic_reward
+    from trl_reasoning.embedded import arithmetic_reward
 
     config = ReasoningGRPOConfig(
         output_dir=str(work / "runs"),

@@ -90,7 +90,7 @@ def start_policy(tokenizer, train, seed: int, work: Path, smoke: bool):
     """The seed's warmed-up policy (cached in ``work/start-<seed>``) and the share of verbose warm-up targets."""
     from transformers import AutoModelForCausalLM
 
-    from trl_reasoning.testing import warm_up_mixed_lengths, with_verbose_answers
+    from trl_reasoning.embedded import warm_up_mixed_lengths, with_verbose_answers
 
     # the share is recomputed (cheap, seeded) so a cached start reports it too
     _, verbose_share = with_verbose_answers(train, share=VERBOSE_SHARE, seed=seed)
@@ -109,8 +109,8 @@ def start_policy(tokenizer, train, seed: int, work: Path, smoke: bool):
 
 
 def measure(model, tokenizer, held_out, samples: int) -> dict:
+    from trl_reasoning.embedded import arithmetic_reward, last_integer
     from trl_reasoning.evaluation import evaluate
-    from trl_reasoning.testing import arithmetic_reward, last_integer
 
     result = evaluate(
         model,
@@ -139,7 +139,7 @@ def train_method(start_dir: Path, tokenizer, train, settings: dict, shared: dict
     from transformers.trainer_callback import PrinterCallback
 
     from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer
-    from trl_reasoning.testing import arithmetic_reward
+    from trl_reasoning.embedded import arithmetic_reward
 
     config = ReasoningGRPOConfig(
         output_dir=str(work / "runs"),
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from trl_reasoning.testing import arithmetic_split, build_tokenizer
+    from trl_reasoning.embedded import arithmetic_split, build_tokenizer
 
     torch.set_num_threads(1)
     work = args.out_dir / ("smoke" if args.smoke else "full")

@@ -22,7 +22,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer  # noqa: E402
-from trl_reasoning.testing import arithmetic_dataset, build_tiny_model, build_tokenizer, coin_reward  # noqa: E402
+from trl_reasoning.embedded import arithmetic_dataset, build_tiny_model, build_tokenizer  # noqa: E402
+from trl_reasoning.testing import coin_reward  # noqa: E402
 
 
 ADDED_SECONDS: list[float] = []  # time spent in our override beyond TRL's own method, per generation batch

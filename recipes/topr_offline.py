@@ -69,7 +69,7 @@ from datasets import Dataset, load_dataset, load_from_disk
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from trl_reasoning import OfflineTOPRConfig, OfflineTOPRTrainer
-from trl_reasoning.critical_tokens import sample_completions
+from trl_reasoning.generation import sample_completions
 from trl_reasoning.recipes import (
     DatasetArguments,
     MetricsTable,

@@ -1,6 +1,6 @@
 """MkDocs hooks for the docs site.
 
-Code blocks in the docs are executed by ``tests/test_docs.py``. A line written for a GPU or a real model carries a
+Code blocks in the docs are executed by ``tests/docs/test_docs.py``. A line written for a GPU or a real model carries a
 swap marker, ``<code>  # docs-test: <replacement>``: the tests run the replacement (on the tiny model), the site
 shows the line without the marker. This hook removes the markers from the rendered pages.
 """

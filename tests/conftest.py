@@ -13,7 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from trl_reasoning.testing import build_tiny_model, build_tokenizer  # noqa: E402
+from trl_reasoning.embedded import build_tiny_model, build_tokenizer  # noqa: E402
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def random_adapters(tmp_path_factory):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """How many documentation code blocks ran (tests/test_docs.py) and commands were checked (test_docs_commands)."""
+    """How many documentation code blocks ran (tests/docs/test_docs.py) and commands were checked (test_docs_commands)."""
     import sys
 
     docs = sys.modules.get("test_docs")

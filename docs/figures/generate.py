@@ -79,8 +79,8 @@ def held_out_problems(num_eval: int):
 
 def sample_correct(model, tokenizer, dataset, *, num_samples: int, max_new_tokens: int, seed: int = 0):
     """(correct counts per problem, token lengths of correct completions) from ``num_samples`` samples each."""
-    from trl_reasoning.critical_tokens.sampling import sample_completions
-    from trl_reasoning.testing import arithmetic_reward, last_integer
+    from trl_reasoning.embedded import arithmetic_reward, last_integer
+    from trl_reasoning.generation import sample_completions
 
     samples = sample_completions(
         model,
@@ -108,8 +108,8 @@ def pass_at_k_spectrum(work: Path, smoke: bool) -> dict:
     """pass@k of the demo's starting policy (its warm-up cache) and of the policy it trained."""
     from transformers import AutoModelForCausalLM
 
+    from trl_reasoning.embedded import build_tokenizer
     from trl_reasoning.evaluation import mean_pass_at_k
-    from trl_reasoning.testing import build_tokenizer
 
     demo = work / "demo"
     if not (demo / "summary.json").exists():
@@ -141,7 +141,7 @@ def drpo_tradeoff(work: Path, smoke: bool) -> dict:
     from transformers import AutoModelForCausalLM
 
     from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer
-    from trl_reasoning.testing import arithmetic_reward, arithmetic_split, build_tokenizer, warm_up_mixed_lengths
+    from trl_reasoning.embedded import arithmetic_reward, arithmetic_split, build_tokenizer, warm_up_mixed_lengths
 
     seed, steps, num_samples = 0, (2 if smoke else 600), (2 if smoke else 16)
     train, held_out = arithmetic_split(num_eval=8 if smoke else 200)

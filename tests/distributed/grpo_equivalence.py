@@ -16,13 +16,8 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 import torch  # noqa: E402
 
 from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer  # noqa: E402
-from trl_reasoning.testing import (  # noqa: E402
-    arithmetic_dataset,
-    build_tiny_model,
-    build_tokenizer,
-    coin_reward,
-    scripted_rollout,
-)
+from trl_reasoning.embedded import arithmetic_dataset, build_tiny_model, build_tokenizer  # noqa: E402
+from trl_reasoning.testing import coin_reward, scripted_rollout  # noqa: E402
 
 
 def main(out_path: str, estimator: str, policy_loss: str = "trl", token_weighting: str = "none") -> None:

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 
 from trl_reasoning import OfflineTOPRConfig, OfflineTOPRTrainer  # noqa: E402
-from trl_reasoning.testing import arithmetic_problems, build_tiny_model, build_tokenizer  # noqa: E402
+from trl_reasoning.embedded import arithmetic_problems, build_tiny_model, build_tokenizer  # noqa: E402
 
 
 def main(out_path: str) -> None:

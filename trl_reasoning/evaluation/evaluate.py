@@ -120,7 +120,7 @@ def _sample_vllm(model: str, tokenizer, dataset, *, n, max_new_tokens, temperatu
 
 
 def _score_vllm_samples(rows, texts, lengths, reward, *, answer_extractor, correct_threshold, batch_size):
-    from ..critical_tokens.sampling import label_completions
+    from ..generation import label_completions
 
     samples = []
     for start in range(0, len(rows), batch_size):
@@ -200,7 +200,7 @@ def evaluate(
     if tokenizer is None:
         if not isinstance(model, str):
             raise ValueError("evaluate: pass tokenizer= with a model object (it is loaded only from a model name).")
-        from ..testing import load_pretrained_tokenizer
+        from ..embedded import load_pretrained_tokenizer
 
         tokenizer = load_pretrained_tokenizer(model)
     if tokenizer.pad_token is None:
@@ -228,7 +228,7 @@ def evaluate(
             batch_size=batch_size,
         )
     else:
-        from ..critical_tokens.sampling import sample_completions
+        from ..generation import sample_completions
 
         if isinstance(model, str):
             import torch

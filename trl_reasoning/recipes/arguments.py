@@ -10,7 +10,7 @@ class DatasetArguments:
     """Where prompts and gold answers come from.
 
     With no ``dataset_name`` the recipe uses the embedded task: every ``a+b`` with a two-digit ``a`` and a one-digit
-    ``b`` (:func:`trl_reasoning.testing.arithmetic_split`), split into disjoint training and held-out problems, and
+    ``b`` (:func:`trl_reasoning.embedded.arithmetic_split`), split into disjoint training and held-out problems, and
     a tiny in-process model warmed up on it first.
     """
 

@@ -65,7 +65,7 @@ class GreedyAccuracy(TrainerCallback):
     def evaluate(self) -> float:
         from trl.models.utils import unwrap_model_for_generation
 
-        from ..critical_tokens import sample_completions
+        from ..generation import sample_completions
 
         trainer = self.trainer
         with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..generation import greedy_accuracy
 from .arguments import DatasetArguments
 
 
@@ -15,11 +16,11 @@ def load_tokenizer(model_args, chat_template_path: str | None = None):
     """The model's tokenizer (the embedded character tokenizer without a model), with ``pad_token`` set, and the chat
     template replaced by the Jinja file ``chat_template_path`` when given."""
     if model_args.model_name_or_path is None:
-        from ..testing import build_tokenizer
+        from ..embedded import build_tokenizer
 
         tokenizer = build_tokenizer()
     else:
-        from ..testing import load_pretrained_tokenizer
+        from ..embedded import load_pretrained_tokenizer
 
         tokenizer = load_pretrained_tokenizer(
             model_args.model_name_or_path,
@@ -36,25 +37,6 @@ def load_tokenizer(model_args, chat_template_path: str | None = None):
 WARMUP_PROBE_PROMPTS = 64
 
 
-def greedy_accuracy(model, tokenizer, dataset, reward_func, *, max_new_tokens: int = 8, answer_extractor=None):
-    """The share of ``dataset``'s prompts whose greedy completion ``reward_func`` scores as correct (1.0), generated
-    by this process alone (``synced_gpus=False``: the others may be waiting at a barrier)."""
-    from ..critical_tokens import sample_completions
-
-    samples = sample_completions(
-        model,
-        tokenizer,
-        dataset,
-        reward_func,
-        num_samples=1,
-        max_new_tokens=max_new_tokens,
-        temperature=0,
-        answer_extractor=answer_extractor,
-        synced_gpus=False,
-    )
-    return sum(samples["correct"]) / max(len(samples), 1)
-
-
 def embedded_policy(tokenizer, data_args: DatasetArguments, output_dir: str, seed: int):
     """The tiny Qwen2 model after its supervised warm-up, cached in ``<output_dir>/warmup``.
 
@@ -68,7 +50,7 @@ def embedded_policy(tokenizer, data_args: DatasetArguments, output_dir: str, see
     from accelerate import PartialState
     from transformers import AutoModelForCausalLM
 
-    from ..testing import arithmetic_reward, arithmetic_split, build_tiny_model, warm_up
+    from ..embedded import arithmetic_reward, arithmetic_split, build_tiny_model, warm_up
 
     train, _ = arithmetic_split(
         max_first=data_args.task_max_first_operand,

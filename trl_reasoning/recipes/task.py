@@ -64,7 +64,7 @@ def load_task(args: DatasetArguments, *, seed: int = 0, evaluation_only: bool = 
     a dataset that has only a test split (MATH-500) can be evaluated.
     """
     if args.embedded:
-        from ..testing import arithmetic_reward, arithmetic_split, last_integer
+        from ..embedded import arithmetic_reward, arithmetic_split, last_integer
 
         train, evaluation = arithmetic_split(
             max_first=args.task_max_first_operand,
