@@ -24,6 +24,15 @@ _LAZY_NAMES = {
     "policy_loss_names": ".losses",
     "register_policy_loss": ".losses",
     "topr_loss": ".losses",
+    "MethodParams": ".parameters",
+    "param": ".parameters",
+    "InputContext": ".inputs",
+    "register_input_provider": ".inputs",
+    "input_provider_names": ".inputs",
+    "TokenWeightingResult": ".token_weighting",
+    "get_token_weighting": ".token_weighting",
+    "register_token_weighting": ".token_weighting",
+    "token_weighting_names": ".token_weighting",
     "ReasoningGRPOConfig": ".trainers",
     "ReasoningGRPOTrainer": ".trainers",
     "CriticalTokenDPOConfig": ".trainers.cdpo_trainer",
@@ -37,20 +46,29 @@ __all__ = [
     "AdvantageResult",
     "CriticalTokenDPOConfig",
     "CriticalTokenDPOTrainer",
+    "InputContext",
+    "MethodParams",
     "OfflineTOPRConfig",
     "OfflineTOPRTrainer",
     "PolicyLoss",
     "PolicyLossOutput",
     "ReasoningGRPOConfig",
     "ReasoningGRPOTrainer",
+    "TokenWeightingResult",
     "advantage_estimator_names",
     "cdpo_loss",
     "drpo_loss",
     "get_advantage_estimator",
     "get_policy_loss",
+    "get_token_weighting",
+    "input_provider_names",
+    "param",
     "policy_loss_names",
     "register_advantage_estimator",
+    "register_input_provider",
     "register_policy_loss",
+    "register_token_weighting",
+    "token_weighting_names",
     "topr_loss",
 ]
 
@@ -85,6 +103,14 @@ if TYPE_CHECKING:
         policy_loss_names,
         register_policy_loss,
         topr_loss,
+    )
+    from .inputs import InputContext, input_provider_names, register_input_provider
+    from .parameters import MethodParams, param
+    from .token_weighting import (
+        TokenWeightingResult,
+        get_token_weighting,
+        register_token_weighting,
+        token_weighting_names,
     )
     from .trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
     from .trainers.cdpo_trainer import CriticalTokenDPOConfig, CriticalTokenDPOTrainer

@@ -120,8 +120,7 @@ class MethodParams:
             problem = check(value) if check is not None else None
             if problem:
                 raise ValueError(
-                    f"{spec.config_name}={value!r} is invalid for {self.owner}: it {problem} (default "
-                    f"{spec.default_value!r})."
+                    f"{spec.config_name}={value!r} {problem} ({self.owner}; default {spec.default_value!r})."
                 )
         self.validate()
 
@@ -192,14 +191,14 @@ class MethodParams:
 
 def greater_than(low: float) -> Check:
     def check(value: Any) -> str | None:
-        return None if _is_number(value) and math.isfinite(value) and value > low else f"must be a number > {low}"
+        return None if _is_number(value) and math.isfinite(value) and value > low else f"must be a finite number > {low}"
 
     return check
 
 
 def at_least(low: float) -> Check:
     def check(value: Any) -> str | None:
-        return None if _is_number(value) and math.isfinite(value) and value >= low else f"must be a number >= {low}"
+        return None if _is_number(value) and math.isfinite(value) and value >= low else f"must be a finite number >= {low}"
 
     return check
 

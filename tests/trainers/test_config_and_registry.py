@@ -47,9 +47,19 @@ def test_non_finite_threshold_is_rejected():
 
 
 def test_cli_strings_are_parsed():
-    cfg = config(correctness_reward="1", advantage_estimator_kwargs='{"temperature": 2.0}')
-    assert cfg.correctness_reward == 1 and cfg.advantage_estimator_kwargs == {"temperature": 2.0}
-    assert cfg.advantage_kwargs()["temperature"] == 2.0
+    cfg = config(
+        correctness_reward="1", advantage_estimator="w_reinforce", advantage_estimator_kwargs='{"positive_weight": 0.3}'
+    )
+    assert cfg.correctness_reward == 1 and cfg.advantage_estimator_kwargs == {"positive_weight": 0.3}
+    assert cfg.advantage_kwargs() == {"positive_weight": 0.3}
+
+
+def test_kwargs_reach_only_the_method_that_declares_them():
+    # GRPO declares no `temperature`: before one flat dict went to every estimator and this passed silently.
+    with pytest.raises(ValueError, match=r"advantage_estimator_kwargs has 'temperature'.*'grpo'.*\['scale'"):
+        config(advantage_estimator_kwargs={"temperature": 2.0})
+    with pytest.raises(ValueError, match=r"policy_loss_kwargs has 'baseline'.*'drpo'"):
+        config(policy_loss="drpo", policy_loss_kwargs={"baseline": 0.5}, per_device_train_batch_size=8)
 
 
 def test_every_field_has_help_listing_values():

@@ -22,7 +22,6 @@ from ..inputs import get_input_provider, input_provider_names
 from ..losses import TRL_POLICY_LOSS
 from ..parameters import add_config_fields, fields_docstring
 from ..registry import Method
-from . import providers  # noqa: F401  (registers the built-in input providers)
 
 
 # TRL loss types that normalise by a token count (so a dropped sample, whose tokens are masked out, leaves the
@@ -220,13 +219,19 @@ class ReasoningGRPOConfig(GRPOConfig):
         for family in _FAMILY_FIELDS:
             selected = self.selected(family)
             for method in manifest.methods(family):
-                if method.params is not None and method is not selected:
-                    method.params.from_config(self)
+                if method.params is not None:
+                    self._store_parsed(method.params.from_config(self))
             if selected is not None:
                 self.method_params(family)
                 for name in selected.inputs:
                     if name in input_provider_names() and get_input_provider(name).params is not None:
                         self.provider_params(name).validate_selected()
+
+    def _store_parsed(self, params: Any) -> None:
+        # A parameter's `parse` (e.g. "\\n" typed on a command line → a newline) applies to the config field too.
+        for spec in params.specs():
+            if not spec.from_trl and hasattr(self, spec.config_name):
+                setattr(self, spec.config_name, getattr(params, spec.name))
 
     def _check_policy_loss(self, loss: Method, estimator: Method) -> None:
         used = [name for name, default in _TRL_LOSS_OPTIONS.items() if getattr(self, name) != default]

@@ -36,10 +36,8 @@ from trl.trainer.utils import (
     unsplit_pixel_values_by_grid,
 )
 
-from ..advantages import get_advantage_estimator
-from ..empg import empg_advantages, step_ids_from_delimiter, step_ids_from_turns
-from ..losses import TRL_POLICY_LOSS, get_policy_loss
-from ..token_weights import entropy_modulation
+from ..inputs import SAMPLE_INPUTS, STANDARD_INPUTS, InputContext, check_inputs, get_input_provider
+from ..inputs import input_provider_names
 from .common import bind_parent_arguments, mean_over_processes, resolve_config, signature_of
 from .dropped_samples import pack_kept_samples, real_optimizer_steps
 from .grpo_config import ReasoningGRPOConfig
@@ -59,9 +57,11 @@ _MULTIMODAL_KEYS = (
     "image_position_ids",
 )
 
-# Per-sample values a policy loss reads, added to the batch under these keys (shuffled and split with it).
-_LOSS_INPUTS = ("rewards", "correct", "scorable", "lengths", "positive_fraction")
+# The inputs a policy loss reads from the generation batch are added to it under this prefix (shuffled and split with
+# it); the loss's other inputs are computed when it is called.
 _PREFIX = "reasoning_"
+_LOSS_CALL_INPUTS = frozenset(STANDARD_INPUTS["policy loss"]) - SAMPLE_INPUTS
+_FAMILIES = ("advantage estimator", "policy loss", "token weighting")
 
 
 def shuffle_groups(batch: dict[str, Any], group_size: int) -> dict[str, Any]:
@@ -98,29 +98,34 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         arguments = bind_parent_arguments(GRPOTrainer.__init__, self, args, kwargs)
         model = arguments["model"]
         args = arguments["args"] = resolve_config(model, arguments["args"], ReasoningGRPOConfig, "GRPO", GRPOConfig)
-        self.advantage_estimator = get_advantage_estimator(args.advantage_estimator)
-        self.policy_loss = None if args.policy_loss == TRL_POLICY_LOSS else get_policy_loss(args.policy_loss)
+        self.advantage_estimator = args.selected("advantage estimator")
+        self.policy_loss = args.selected("policy loss")
+        self.token_weighting = args.selected("token weighting")
         if args.dropped_samples == "remove" and self.policy_loss is not None and self.policy_loss.needs_whole_groups:
             raise ValueError(
                 f"dropped_samples='remove' packs kept samples one by one, but policy_loss={args.policy_loss!r} needs "
                 "whole groups in each micro-batch. Use dropped_samples='mask' with this loss."
             )
-        # Critical-token weights are scored on a frozen copy of the base model carrying the two contrastive adapters,
-        # taken before TRL wraps the policy.
-        self._critical_scorer = None
-        if args.token_weighting == "critical_tokens":
-            from ..critical_tokens.scoring import ContrastiveScorer
-
-            self._critical_scorer = ContrastiveScorer.from_policy(
-                model,
-                args.critical_positive_adapter,
-                args.critical_negative_adapter,
-                beta=args.critical_beta,
-                model_init_kwargs=args.model_init_kwargs,
-            )
+        # Each configured method gets its own parameters; the inputs they declare decide which providers run.
+        self._method_params = {family: args.method_params(family) for family in _FAMILIES}
+        configured = [m for m in (self.advantage_estimator, self.policy_loss, self.token_weighting) if m is not None]
+        for method, family in zip(configured, [m.family for m in configured], strict=True):
+            params = self._method_params[family]
+            check_inputs(method, params.as_kwargs() if params is not None else None)
+        needed = list(dict.fromkeys(n for m in configured for n in m.inputs if n in input_provider_names()))
+        self._provider_params = {name: args.provider_params(name) for name in needed}
+        # Providers with a setup (the critical-token scorer: a frozen copy of the base model with two adapters) run it
+        # before TRL wraps the policy.
+        self._provider_states = {
+            name: get_input_provider(name).setup(model, self._provider_params[name], args)
+            for name in needed
+            if get_input_provider(name).setup is not None
+        }
+        self._stored_loss_inputs = () if self.policy_loss is None else self._loss_batch_inputs(self.policy_loss)
         super().__init__(**arguments)
-        if self._critical_scorer is not None:
-            self._critical_scorer.to(self.accelerator.device)
+        for state in self._provider_states.values():
+            if hasattr(state, "to"):
+                state.to(self.accelerator.device)
         self._correctness_index = self._resolve_correctness_reward(args.correctness_reward)
         self._last_rewards_per_func: torch.Tensor | None = None
         # dropped_samples="remove": kept counts per process of the current generation batch, how many of its
@@ -181,62 +186,66 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
 
-        # Lengths and loss-token counts of the whole global batch, in TRL's process order.
-        completion_mask = output["completion_mask"]
-        loss_mask = completion_mask if "tool_mask" not in output else completion_mask * output["tool_mask"]
-        local_counts = torch.stack([completion_mask.sum(dim=1), loss_mask.sum(dim=1)], dim=1)
-        lengths, loss_tokens = self.accelerator.gather(local_counts).unbind(dim=1)
-
         # The total reward exactly as TRL forms it (weighted nansum; NaN where every function returned None).
         weights = self.reward_weights.to(rewards_per_func.device)
         rewards = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
         rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
-        correctness = rewards_per_func[:, self._correctness_index]
-        correct = correctness >= self.args.correct_threshold
-        scorable = ~torch.isnan(correctness)
-
-        advantages, keep, estimator_metrics = self.advantage_estimator.compute(
-            rewards=rewards,
-            group_size=group_size,
-            correct=correct,
-            scorable=scorable,
-            lengths=lengths,
-            rewards_per_func=rewards_per_func,
-            reward_weights=weights,
-            reward_names=list(self.reward_func_names),
-            **self.args.advantage_kwargs(),
-        )
-
         local = slice(self.accelerator.process_index * len(inputs), (self.accelerator.process_index + 1) * len(inputs))
+        context = InputContext(
+            trainer=self,
+            batch=output,
+            mode=mode,
+            local=local,
+            values={
+                "rewards": rewards,
+                "rewards_per_func": rewards_per_func,
+                "reward_weights": weights,
+                "reward_names": list(self.reward_func_names),
+                "group_size": group_size,
+                "max_length": self.max_completion_length,
+            },
+            params_by_provider=self._provider_params,
+            states=self._provider_states,
+        )
+        correct, scorable = context.get("correct"), context.get("scorable")
+
+        estimator = self.advantage_estimator
+        advantages, keep, estimator_metrics = estimator.run(
+            self._inputs_of(estimator, context), self._method_params["advantage estimator"]
+        )
         output["advantages"] = advantages[local]
-        if self.args.token_weighting == "empg":
-            output["advantages"] = self._empg_advantages(output, keep[local], mode)
-        elif self.args.token_weighting is not None:
-            token_weights = self._token_weights(output, (scorable & ~correct)[local], mode)
-            output["advantages"] = output["advantages"].unsqueeze(1) * token_weights
+        completion_mask = output["completion_mask"]
+        if self.token_weighting is not None:
+            tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+            context.values.update(
+                advantages=output["advantages"],
+                keep=keep[local],
+                completion_ids=output["completion_ids"],
+                completion_mask=completion_mask,
+                tool_mask=output.get("tool_mask"),
+                tokenizer=tokenizer,
+                gather=self.accelerator.gather,
+            )
+            weighted = self.token_weighting.run(
+                self._inputs_of(self.token_weighting, context, local=True), self._method_params["token weighting"]
+            )
+            output["advantages"] = weighted.advantages
+            for name, value in weighted.metrics.items():
+                self._metrics[mode][name].append(float(value))
         if not keep.all():
             local_keep = keep[local].unsqueeze(1).to(completion_mask.dtype)
             output["completion_mask"] = completion_mask * local_keep
             if "tool_mask" in output:
                 output["tool_mask"] = output["tool_mask"] * local_keep
-            output["num_items_in_batch"] = (loss_tokens * keep).sum()
+            output["num_items_in_batch"] = (context.get("loss_tokens") * keep).sum()
         if mode == "train" and self.args.dropped_samples == "remove":
             self._note_kept_samples(output, keep, local)
         elif mode == "train" and self.advantage_estimator.drops_samples:
             steps = self.args.steps_per_generation // self.args.gradient_accumulation_steps * self.num_iterations
             self._metrics[mode]["dropped_samples/optimizer_steps"].append(float(steps))
             self._metrics[mode]["dropped_samples/skipped_steps"].append(0.0)
-        if self.policy_loss is not None:
-            positive_fraction = (correct & scorable).sum() / scorable.sum().clamp(min=1)
-            loss_inputs = {
-                "rewards": rewards,
-                "correct": correct,
-                "scorable": scorable,
-                "lengths": lengths,
-                "positive_fraction": positive_fraction.expand_as(rewards),
-            }
-            for name in _LOSS_INPUTS:
-                output[_PREFIX + name] = loss_inputs[name][local]
+        for name in self._stored_loss_inputs:
+            output[_PREFIX + name] = context.local_value(name)
 
         # TRL logged its own GRPO advantages for the completions table; show the ones actually trained on.
         logged = self._logs["advantages"]
@@ -248,50 +257,21 @@ class ReasoningGRPOTrainer(GRPOTrainer):
             self._metrics[mode][name].append(float(value))
         return output
 
-    @torch.no_grad()
-    def _token_weights(self, batch: dict[str, Any], incorrect: torch.Tensor, mode: str) -> torch.Tensor:
-        """(B, T) weights on this process's completion tokens for ``args.token_weighting``; logs their metrics."""
-        prompt_ids, completion_ids = batch["prompt_ids"], batch["completion_ids"]
-        completion_mask = batch["completion_mask"]
-        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        attention_mask = torch.cat([batch["prompt_mask"], completion_mask], dim=1)
-        metrics = self._metrics[mode]
-        valid = completion_mask.bool()
-        if self.args.token_weighting == "critical_tokens":
-            scored = valid & incorrect.unsqueeze(1)
-            weights = torch.ones_like(completion_mask, dtype=torch.float32)
-            if scored.any():  # correct completions keep weight 1: score only when a wrong one is here
-                scoring_mask = torch.cat([torch.zeros_like(prompt_ids), scored.long()], dim=1)
-                critical = self._critical_scorer.weights(input_ids, attention_mask, scoring_mask)
-                critical = critical[:, prompt_ids.size(1) :].to(weights.device)
-                weights = torch.where(scored, critical, weights)
-            stats = torch.stack([scored.sum(), (weights * scored).sum(), ((weights < 0.5) & scored).sum()]).float()
-            tokens, total, below = self.accelerator.gather(stats).view(-1, 3).sum(dim=0).tolist()
-            if tokens > 0:
-                metrics["critical/weight_mean"].append(total / tokens)
-                metrics["critical/frac_below_0.5"].append(below / tokens)
-            return weights
-        entropies = self._rollout_entropies(batch, mode)
-        weights = entropy_modulation(
-            entropies, completion_mask, k=self.args.entropy_modulation_k, gather=self.accelerator.gather
+    def _inputs_of(self, method, context: InputContext, *, local: bool = False) -> dict[str, Any]:
+        """The inputs ``method`` declares that the context has or a provider computes (``local``: this process's)."""
+        params = self._method_params[method.family]
+        overridden = set(params.as_kwargs()) if params is not None else set()
+        names = [
+            n for n in method.inputs if n not in overridden and (n in context.values or n in input_provider_names())
+        ]
+        return {name: context.local_value(name) if local else context.get(name) for name in names}
+
+    @staticmethod
+    def _loss_batch_inputs(loss) -> tuple[str, ...]:
+        """The inputs of ``loss`` that come from the generation batch (stored in it), not from the loss call."""
+        return tuple(
+            name for name in loss.inputs if name not in _LOSS_CALL_INPUTS and name not in ("reward_weights", "reward_names")
         )
-        inf = weights.new_tensor(float("inf"))
-        stats = torch.stack(
-            [
-                valid.sum(),
-                torch.where(valid, entropies, 0.0).sum(),
-                torch.where(valid, weights, inf).min(),
-                -torch.where(valid, weights, -inf).max(),
-            ]
-        ).float()
-        gathered = self.accelerator.gather(stats).view(-1, 4)
-        tokens, entropy_sum = gathered[:, :2].sum(dim=0).tolist()
-        low, negative_high = gathered[:, 2:].min(dim=0).values.tolist()
-        if tokens > 0:
-            metrics["token_weight/entropy_mean"].append(entropy_sum / tokens)
-            metrics["token_weight/scale_min"].append(low)
-            metrics["token_weight/scale_max"].append(-negative_high)
-        return weights
 
     @torch.no_grad()
     def _rollout_entropies(self, batch: dict[str, Any], mode: str) -> torch.Tensor:
@@ -303,43 +283,6 @@ class ReasoningGRPOTrainer(GRPOTrainer):
             self.model, input_ids, attention_mask, batch["completion_ids"].size(1), batch_size, compute_entropy=True
         )
         return entropies
-
-    @torch.no_grad()
-    def _empg_advantages(self, batch: dict[str, Any], keep: torch.Tensor, mode: str) -> torch.Tensor:
-        """(B, T) EMPG advantages of this process's completions (``token_weighting="empg"``); logs ``empg/*``.
-
-        Steps are assistant turns or delimiter-split reasoning steps (``args.empg_steps``); statistics run over the
-        steps of the global batch, dropped samples (``keep`` False) and tool output left out.
-        """
-        completion_mask, tool_mask = batch["completion_mask"], batch.get("tool_mask")
-        mask = completion_mask * keep.unsqueeze(1).to(completion_mask.dtype)
-        steps = self.args.empg_steps
-        if steps == "auto":
-            steps = "turns" if tool_mask is not None else "delimiter"
-        if steps == "turns":
-            step_ids = step_ids_from_turns(mask, tool_mask)
-        else:
-            tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
-            step_ids = step_ids_from_delimiter(
-                batch["completion_ids"], mask, tokenizer, self.args.empg_step_delimiter, tool_mask=tool_mask
-            )
-        result = empg_advantages(
-            self._rollout_entropies(batch, mode),
-            step_ids,
-            batch["advantages"],
-            mask,
-            k=self.args.entropy_modulation_k,
-            future_k=self.args.empg_future_k,
-            zeta=self.args.empg_zeta,
-            gather=self.accelerator.gather,
-        )
-        stats = {name: value.item() for name, value in result.stats.items()}
-        if stats["steps"] > 0:
-            metrics = self._metrics[mode]
-            metrics["empg/steps_per_completion"].append(stats["steps"] / stats["completions"])
-            for name in ("entropy_mean", "scale_min", "scale_max", "bonus_mean", "shift"):
-                metrics[f"empg/{name}"].append(stats[name])
-        return result.advantages.to(batch["advantages"].dtype)
 
     def _note_kept_samples(self, output: dict[str, Any], keep: torch.Tensor, local: slice) -> None:
         """dropped_samples="remove": remember which samples are kept and rescale the token-mean denominator.
@@ -459,17 +402,19 @@ class ReasoningGRPOTrainer(GRPOTrainer):
             unreported = torch.isnan(behavior_per_token_logps)
             behavior_per_token_logps = torch.where(unreported, old_per_token_logps, behavior_per_token_logps)
 
-        output = self.policy_loss.compute(
-            per_token_logps=per_token_logps,
-            old_per_token_logps=old_per_token_logps,
-            behavior_per_token_logps=behavior_per_token_logps,
-            mask=mask,
-            advantages=inputs["advantages"],
-            group_size=self.num_generations if mode == "train" else self.num_generations_eval,
-            max_length=self.max_completion_length,
-            **{name: inputs[_PREFIX + name] for name in _LOSS_INPUTS},
-            **self.args.policy_loss_kwargs_from_config(),
-        )
+        values = {
+            "per_token_logps": per_token_logps,
+            "old_per_token_logps": old_per_token_logps,
+            "behavior_per_token_logps": behavior_per_token_logps,
+            "mask": mask,
+            "advantages": inputs["advantages"],
+            "group_size": self.num_generations if mode == "train" else self.num_generations_eval,
+            "max_length": self.max_completion_length,
+            "reward_weights": self.reward_weights,
+            "reward_names": list(self.reward_func_names),
+        }
+        values.update({name: inputs[_PREFIX + name] for name in self._stored_loss_inputs})
+        output = self.policy_loss.run(values, self._method_params["policy loss"])
         normalizer = self.current_gradient_accumulation_steps if mode == "train" else 1.0  # no accumulation in eval
         loss = output.loss / normalizer
         if self.aux_loss_enabled:

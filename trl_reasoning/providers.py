@@ -1,4 +1,4 @@
-"""The built-in input providers of ``ReasoningGRPOTrainer`` (see :mod:`trl_reasoning.inputs`).
+"""The built-in input providers (read by ``ReasoningGRPOTrainer``) (see :mod:`trl_reasoning.inputs`).
 
 Each runs only when a configured method declares its input, once per generation batch. Sample-scope providers
 return one value per sample of the global batch, in TRL's process order.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ..inputs import InputContext, register_input_provider
-from ..token_weighting.critical_tokens import CriticalTokenParams
+from .inputs import InputContext, register_input_provider
+from .token_weighting.critical_tokens import CriticalTokenParams
 
 
 def _correctness(context: InputContext) -> torch.Tensor:
@@ -88,7 +88,7 @@ def entropies(context: InputContext) -> torch.Tensor:
 
 
 def _contrastive_scorer(model, params: CriticalTokenParams, args):
-    from ..critical_tokens.scoring import ContrastiveScorer
+    from .critical_tokens.scoring import ContrastiveScorer
 
     params.validate_selected()
     return ContrastiveScorer.from_policy(
