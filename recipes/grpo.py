@@ -1,8 +1,13 @@
 """GRPO-family training: GRPO, PSR, NSR, W-REINFORCE, DRPO, BNPO, TOPR, ... (one recipe, different flags).
 
-``--advantage_estimator`` picks the advantages (grpo, psr, nsr, w_reinforce, drpo_length, beta_norm) and
-``--policy_loss`` the loss (trl = TRL's own, drpo, topr); ``recipes/configs/<method>.yaml`` holds each paper's
-hyperparameters. Every ``ReasoningGRPOConfig`` / ``trl.GRPOConfig`` flag works as in TRL (``--use_vllm``,
+Three flags pick the method (these lists are written by ``python -m trl_reasoning.manifest --write``):
+
+* ``--advantage_estimator`` picks the advantages (beta_norm, drpo_length, grpo, nsr, psr, rloo, w_reinforce),
+* ``--policy_loss`` the loss (trl = TRL's own, drpo, topr),
+* ``--token_weighting`` the per-token advantages (critical_tokens, empg, entropy_token_scale),
+
+and ``recipes/configs/<method>.yaml`` holds each paper's hyperparameters; ``--help`` lists every method's parameters.
+Every ``ReasoningGRPOConfig`` / ``trl.GRPOConfig`` flag works as in TRL (``--use_vllm``,
 ``--vllm_mode colocate|server``, ``--report_to``, ``--loss_type``, ...), and so do TRL's model flags (``--dtype``,
 ``--use_peft --lora_r ...``, ``--load_in_4bit``).
 

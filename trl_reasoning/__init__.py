@@ -94,6 +94,7 @@ if TYPE_CHECKING:
         get_advantage_estimator,
         register_advantage_estimator,
     )
+    from .inputs import InputContext, input_provider_names, register_input_provider
     from .losses import (
         PolicyLoss,
         PolicyLossOutput,
@@ -104,7 +105,6 @@ if TYPE_CHECKING:
         register_policy_loss,
         topr_loss,
     )
-    from .inputs import InputContext, input_provider_names, register_input_provider
     from .parameters import MethodParams, param
     from .token_weighting import (
         TokenWeightingResult,

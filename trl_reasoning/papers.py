@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 
 
-def _paper(title: str, arxiv_id: str, key: str, authors: str, year: int) -> dict[str, str]:
+def paper(title: str, arxiv_id: str, key: str, authors: str, year: int) -> dict[str, str]:
+    """A paper record for model cards and the paper index: title, arXiv id and a BibTeX citation."""
     citation = textwrap.dedent(f"""\
         @article{{{key},
             title        = {{{{{title}}}}},
@@ -16,7 +17,7 @@ def _paper(title: str, arxiv_id: str, key: str, authors: str, year: int) -> dict
     return {"title": title, "id": arxiv_id, "citation": citation}
 
 
-DEEPSEEKMATH = _paper(
+DEEPSEEKMATH = paper(
     "DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models",
     "2402.03300",
     "shao2024deepseekmath",
@@ -25,7 +26,7 @@ DEEPSEEKMATH = _paper(
     2024,
 )
 
-NEGATIVE_REINFORCEMENT = _paper(
+NEGATIVE_REINFORCEMENT = paper(
     "The Surprising Effectiveness of Negative Reinforcement in LLM Reasoning",
     "2506.01347",
     "zhu2025surprising",
@@ -33,7 +34,7 @@ NEGATIVE_REINFORCEMENT = _paper(
     2025,
 )
 
-DRPO = _paper(
+DRPO = paper(
     "DRPO: Efficient Reasoning via Decoupled Reward Policy Optimization",
     "2510.04474",
     "li2025drpo",
@@ -41,7 +42,7 @@ DRPO = _paper(
     2025,
 )
 
-TOPR = _paper(
+TOPR = paper(
     "Tapered Off-Policy REINFORCE: Stable and efficient reinforcement learning for LLMs",
     "2503.14286",
     "leroux2025topr",
@@ -50,7 +51,7 @@ TOPR = _paper(
     2025,
 )
 
-BNPO = _paper(
+BNPO = paper(
     "BNPO: Beta Normalization Policy Optimization",
     "2506.02864",
     "xiao2025bnpo",
@@ -58,7 +59,7 @@ BNPO = _paper(
     2025,
 )
 
-CDPO = _paper(
+CDPO = paper(
     "Critical Tokens Matter: Token-Level Contrastive Estimation Enhances LLM's Reasoning Capability",
     "2411.19943",
     "lin2024critical",
@@ -67,7 +68,7 @@ CDPO = _paper(
     2024,
 )
 
-EMPG = _paper(
+EMPG = paper(
     "Harnessing Uncertainty: Entropy-Modulated Policy Gradients for Long-Horizon LLM Agents",
     "2509.09265",
     "wang2025empg",

@@ -191,14 +191,20 @@ class MethodParams:
 
 def greater_than(low: float) -> Check:
     def check(value: Any) -> str | None:
-        return None if _is_number(value) and math.isfinite(value) and value > low else f"must be a finite number > {low}"
+        return (
+            None if _is_number(value) and math.isfinite(value) and value > low else f"must be a finite number > {low}"
+        )
 
     return check
 
 
 def at_least(low: float) -> Check:
     def check(value: Any) -> str | None:
-        return None if _is_number(value) and math.isfinite(value) and value >= low else f"must be a finite number >= {low}"
+        return (
+            None
+            if _is_number(value) and math.isfinite(value) and value >= low
+            else f"must be a finite number >= {low}"
+        )
 
     return check
 
@@ -261,13 +267,13 @@ def add_config_fields(params_classes: Iterable[type[MethodParams]]) -> Callable[
     return decorate
 
 
-def fields_docstring(config_cls: type, names: Iterable[str]) -> str:
+def fields_docstring(config_cls: type, names: Iterable[str], header: str = "Parameters:") -> str:
     """A TRL-style ``Parameters:`` section from the fields' help texts (so each text is written once)."""
     by_name = {f.name: f for f in dataclasses.fields(config_cls)}
-    lines = ["Parameters:"]
+    lines = [f"    {header}"]
     for name in names:
         f = by_name[name]
         default = f.default_factory() if f.default_factory is not MISSING else f.default
-        lines.append(f"    {name} (defaults to `{default!r}`):")
-        lines.append(f"        {f.metadata.get('help', '')}")
+        lines.append(f"        {name} (defaults to `{default!r}`):")
+        lines.append(f"            {f.metadata.get('help', '')}")
     return "\n".join(lines)

@@ -110,7 +110,11 @@ def _contrastive_scorer(model, params: CriticalTokenParams, args):
 @torch.no_grad()
 def critical_token_weights(context: InputContext) -> torch.Tensor:
     batch = context.batch
-    prompt_ids, completion_ids, completion_mask = batch["prompt_ids"], batch["completion_ids"], batch["completion_mask"]
+    prompt_ids, completion_ids, completion_mask = (
+        batch["prompt_ids"],
+        batch["completion_ids"],
+        batch["completion_mask"],
+    )
     incorrect = context.local_value("scorable") & ~context.local_value("correct")
     scored = completion_mask.bool() & incorrect.unsqueeze(1)
     weights = torch.ones_like(completion_mask, dtype=torch.float32)

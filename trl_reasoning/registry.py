@@ -7,7 +7,9 @@ silently replace a built-in) and, on a miss, lists the valid names.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -124,7 +126,8 @@ class Method:
         if overlap:
             raise TypeError(f"{sorted(overlap)} are declared both as inputs and as parameters of {fn.__name__}.")
         undeclared = [
-            n for n, p in parameters.items()
+            n
+            for n, p in parameters.items()
             if n in named and p.default is inspect.Parameter.empty and n not in (*inputs, *param_names)
         ]
         if undeclared:
@@ -173,3 +176,9 @@ class Method:
         return self.call(kwargs, params)
 
 
+def import_method_modules(package: str, path: list[str]) -> None:
+    """Import every public module of a method package, so that each registers its methods on import (adding a method
+    module needs no edit of the package's ``__init__``)."""
+    for module in pkgutil.iter_modules(path):
+        if not module.name.startswith("_") and module.name != "base":
+            importlib.import_module(f"{package}.{module.name}")

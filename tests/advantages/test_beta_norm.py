@@ -391,7 +391,7 @@ def test_called_with_the_standard_arguments():
         rewards_per_func=rewards.unsqueeze(1),
         reward_weights=torch.ones(1),
         reward_names=["accuracy"],
-        # what ReasoningGRPOConfig.advantage_kwargs() passes to every estimator
+        # a direct call may pass a superset: what BNPO does not declare (another method's parameters) is left out
         scale="group",
         aggregation="sum_then_normalize",
         positive_weight=0.1,

@@ -11,6 +11,8 @@ import re
 import pytest
 from support.docs_pages import DOCS, ROOT, nav_pages, page_id, python_blocks, reading_order, with_swaps
 
+from trl_reasoning.manifest import DOCS_SECTIONS
+
 
 PAGES = reading_order()
 BLOCKS_RUN: dict[str, tuple[int, int]] = {}  # page -> (python blocks run, lines swapped); reported by conftest
@@ -52,9 +54,12 @@ def tiny_dataset():
 @pytest.fixture
 def isolated_registry():
     from trl_reasoning.advantages.base import _ESTIMATORS
+    from trl_reasoning.inputs import _PROVIDERS
     from trl_reasoning.losses.base import _POLICY_LOSSES
+    from trl_reasoning.token_weighting.base import _TOKEN_WEIGHTINGS
 
-    before = {registry: set(registry._entries) for registry in (_ESTIMATORS, _POLICY_LOSSES)}
+    registries = (_ESTIMATORS, _POLICY_LOSSES, _TOKEN_WEIGHTINGS, _PROVIDERS)
+    before = {registry: set(registry._entries) for registry in registries}
     yield
     for registry, names in before.items():
         for name in set(registry._entries) - names:
@@ -129,16 +134,7 @@ def test_paper_index_lists_every_cited_paper():
     assert not missing, f"docs/papers.md does not list {missing}"
 
 
-METHOD_SECTIONS = [
-    "The paper",
-    "When to use it",
-    "Config fields",
-    "Usage",
-    "The formula",
-    "Implementation details",
-    "Logged metrics",
-    "Paper hyperparameters and our defaults",
-]
+METHOD_SECTIONS = [section.removeprefix("## ") for section in DOCS_SECTIONS]  # the manifest's required sections
 
 
 @pytest.mark.parametrize("page", [p for p in nav_pages() if p.parent.name == "methods"], ids=page_id)

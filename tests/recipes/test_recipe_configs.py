@@ -13,6 +13,7 @@ import yaml
 from support import RECIPES, ROOT, launch_args, make_parser
 
 import trl_reasoning.accelerate_configs
+from trl_reasoning import manifest
 from trl_reasoning.accelerate_configs import CONFIG_NAMES, available_configs, config_path
 
 
@@ -22,17 +23,9 @@ ACCELERATE_CONFIGS = sorted(ACCELERATE_DIR.glob("*.yaml"))
 RECIPE_SCRIPTS = sorted(RECIPES.glob("*.py"))
 DISTRIBUTED_DOC = ROOT / "docs" / "distributed.md"
 
-# What each method's YAML must select: (advantage_estimator, policy_loss).
-METHODS = {
-    "grpo": ("grpo", "trl"),
-    "psr": ("psr", "trl"),
-    "nsr": ("nsr", "trl"),
-    "w_reinforce": ("w_reinforce", "trl"),
-    "drpo": ("grpo", "drpo"),
-    "drpo_length": ("drpo_length", "trl"),
-    "bnpo": ("beta_norm", "trl"),
-    "topr": ("grpo", "topr"),
-}
+# Each registered method's recipe config (from the manifest): it must select the method and leave the other two
+# selector fields at a value that composes with it.
+METHOD_CONFIGS = {Path(m.recipe).stem: (m.family, m.name) for m in manifest.methods()}
 
 # name -> (accelerate DistributedType value, num_processes)
 ACCELERATE_EXPECTED = {
@@ -263,16 +256,17 @@ def test_recipe_config_parses_with_its_recipe(config, tmp_path, bf16_gpu):
         values.update(vars(dataclass_args))
     for key in yaml.safe_load(config.read_text()):
         assert key in values, f"{config.name}: {key} did not reach the parsed arguments"
-    if config.stem in METHODS:
-        estimator, policy_loss = METHODS[config.stem]
-        assert (training_args.advantage_estimator, training_args.policy_loss) == (estimator, policy_loss)
+    if config.stem in METHOD_CONFIGS:
+        family, name = METHOD_CONFIGS[config.stem]
+        assert getattr(training_args, manifest.SELECTOR[family]) == name
         assert training_args.bf16 is True and training_args.use_cpu is False
         document = yaml.safe_load(config.read_text())
         assert not {"model_name_or_path", "dataset_name", "use_cpu", "report_to"} & set(document)
 
 
 def test_method_configs_exist():
-    assert set(METHODS) <= {p.stem for p in RECIPE_CONFIGS}
+    assert set(METHOD_CONFIGS) <= {p.stem for p in RECIPE_CONFIGS}
+    assert {"grpo", "psr", "nsr", "w_reinforce", "drpo", "drpo_length", "bnpo", "topr", "empg"} <= set(METHOD_CONFIGS)
 
 
 @pytest.mark.parametrize("recipe", sorted({recipe_for(p) for p in RECIPE_CONFIGS}), ids=lambda p: p.name)

@@ -23,8 +23,16 @@ SHELL_LANGUAGES = {"bash", "sh", "shell"}
 
 
 def nav_pages() -> list[Path]:
-    """The docs pages in the order of mkdocs.yml's nav."""
-    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+    """The docs pages in the order of the site's nav: mkdocs.yml's, with the method pages the hook adds from the
+    manifest (scripts/mkdocs_hooks.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "scripts" / "mkdocs_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    nav = hooks.on_config({"nav": yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"], "docs_dir": str(DOCS)})[
+        "nav"
+    ]
     pages: list[Path] = []
 
     def walk(entry) -> None:

@@ -368,7 +368,7 @@ def test_config_checks_token_weighting(tmp_path):
         return ReasoningGRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **kwargs)
 
     assert config(token_weighting="none").token_weighting is None
-    with pytest.raises(ValueError, match="token_weighting='other' is invalid"):
+    with pytest.raises(ValueError, match="token_weighting='other' is not a registered token weighting"):
         config(token_weighting="other")
     with pytest.raises(ValueError, match="critical_positive_adapter and critical_negative_adapter"):
         config(token_weighting="critical_tokens")

@@ -1,6 +1,7 @@
 """Config validation, the estimator registry, and the TRL methods we override."""
 
 import inspect
+import re
 
 import pytest
 import torch
@@ -20,7 +21,8 @@ def config(**kwargs):
 
 
 def test_unknown_estimator_names_the_field_and_valid_values():
-    valid = r"\['beta_norm', 'drpo_length', 'grpo', 'nsr', 'psr', 'w_reinforce'\]"
+    valid = re.escape(str(advantage_estimator_names()))
+    assert "'beta_norm', 'drpo_length', 'grpo'" in valid.replace("\\", "")
     with pytest.raises(ValueError, match=r"advantage_estimator='ppo'.*Valid values: " + valid):
         config(advantage_estimator="ppo")
 
@@ -48,7 +50,9 @@ def test_non_finite_threshold_is_rejected():
 
 def test_cli_strings_are_parsed():
     cfg = config(
-        correctness_reward="1", advantage_estimator="w_reinforce", advantage_estimator_kwargs='{"positive_weight": 0.3}'
+        correctness_reward="1",
+        advantage_estimator="w_reinforce",
+        advantage_estimator_kwargs='{"positive_weight": 0.3}',
     )
     assert cfg.correctness_reward == 1 and cfg.advantage_estimator_kwargs == {"positive_weight": 0.3}
     assert cfg.advantage_kwargs() == {"positive_weight": 0.3}

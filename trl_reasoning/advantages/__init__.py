@@ -1,41 +1,18 @@
 """Advantage estimators: pure, vectorised functions from per-sample outcomes to per-sample advantages.
 
-Every estimator is looked up by name with :func:`get_advantage_estimator` and called with keyword arguments only.
-The standard keyword arguments (the trainer always passes all of them) are
+Every estimator is looked up by name with :func:`get_advantage_estimator` (``ReasoningGRPOConfig.advantage_estimator``
+selects one) and called with keyword arguments only: the inputs it declares (:mod:`trl_reasoning.inputs`: the
+rewards, the group size, the per-function rewards and weights, the budget, and providers such as ``correct``,
+``scorable``, ``lengths``, ``group_accuracy``) and the fields of its parameters dataclass
+(:mod:`trl_reasoning.parameters`), nothing else. It returns the advantages, a float tensor of shape (N,), and may
+also return a boolean ``keep`` mask: samples with ``keep=False`` are *dropped* from the loss (advantage 0 and no tokens
+in the token-mean denominator). To log scalars, return an :class:`AdvantageResult` with ``metrics``.
 
-==================== =============== ==========================================================================
-name                 type            meaning
-==================== =============== ==========================================================================
-``rewards``          float (N,)      total reward of each completion (weighted sum over reward functions; NaN
-                                     where every reward function returned ``None``)
-``group_size``       int             completions per prompt; samples ``[k*G, (k+1)*G)`` form group ``k``
-``correct``          bool (N,)       the correctness reward is ``>= correct_threshold``
-``scorable``         bool (N,)       the correctness reward is not ``None`` (False rows are never trained on)
-``lengths``          int (N,)        completion length in tokens
-``max_length``       int             the configured generation budget (``max_completion_length``)
-``rewards_per_func`` float (N, K)    every reward function's value (NaN for ``None``)
-``reward_weights``   float (K,)      the configured reward weights
-``reward_names``     list[str] (K)   the reward functions' names (as logged under ``rewards/<name>/mean``)
-==================== =============== ==========================================================================
-
-plus the estimator's own parameters (e.g. ``positive_weight``). An estimator ignores what it does not need.
-It returns the advantages, a float tensor of shape (N,), and may also return a boolean ``keep`` mask: samples with
-``keep=False`` are *dropped* from the loss (advantage 0 and no tokens in the token-mean denominator). To log
-scalars (fitted parameters, diagnostics), return an :class:`AdvantageResult` with ``metrics``.
-
-Built-ins, one module each: ``grpo`` (:mod:`.grpo`), ``psr`` / ``nsr`` / ``w_reinforce``
-(:mod:`.negative_reinforcement`), ``drpo_length`` (:mod:`.drpo_length`), ``beta_norm`` (:mod:`.beta_norm`).
-
-Write your own::
-
-    @register_advantage_estimator("centered", paper=None)
-    def centered(rewards, group_size):
-        grouped = rewards.view(-1, group_size)
-        return (grouped - grouped.mean(dim=1, keepdim=True)).flatten()
-
-and select it with ``ReasoningGRPOConfig(advantage_estimator="centered")``.
+Built-ins, one module each; every module of this package is imported, so a new one registers itself
+(``trl_reasoning.manifest.names("advantage estimator")`` lists them). ``docs/extending.md`` shows how to add one.
 """
 
+from ..registry import import_method_modules
 from .base import (
     AdvantageEstimator,
     AdvantageResult,
@@ -62,3 +39,5 @@ __all__ = [
     "register_advantage_estimator",
     "weighted_reinforce",
 ]
+
+import_method_modules(__name__, __path__)  # every method module registers itself, new ones included

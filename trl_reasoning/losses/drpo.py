@@ -62,7 +62,10 @@ class DRPOParams(DRPOLengthParams):
         help="DRPO's temperature tau (> 0) of the log-mean-exp over a group's incorrect completions.",
     )
     kl_delta: float = param(
-        1e-4, config="drpo_kl_delta", check=at_least(0), help="DRPO's KL budget delta (>= 0) against the sampling policy."
+        1e-4,
+        config="drpo_kl_delta",
+        check=at_least(0),
+        help="DRPO's KL budget delta (>= 0) against the sampling policy.",
     )
     kl_beta: float = param(
         1e3,
@@ -223,7 +226,16 @@ register_policy_loss(
     paper=DRPO,
     needs_whole_groups=True,
     params=DRPOParams,
-    inputs=("per_token_logps", "old_per_token_logps", "mask", "correct", "lengths", "group_size", "max_length", "scorable"),
+    inputs=(
+        "per_token_logps",
+        "old_per_token_logps",
+        "mask",
+        "correct",
+        "lengths",
+        "group_size",
+        "max_length",
+        "scorable",
+    ),
     docs="methods/drpo.md",
     recipe="recipes/configs/drpo.yaml",
 )(drpo_loss)

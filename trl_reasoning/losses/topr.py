@@ -308,7 +308,13 @@ def topr_baseline_for_rewards(rewards, target_positive_fraction: float) -> float
     paper=TOPR,
     params=TOPRPolicyLossParams,
     inputs=(
-        "per_token_logps", "behavior_per_token_logps", "mask", "correct", "scorable", "rewards", "positive_fraction"
+        "per_token_logps",
+        "behavior_per_token_logps",
+        "mask",
+        "correct",
+        "scorable",
+        "rewards",
+        "positive_fraction",
     ),
     docs="methods/topr.md",
     recipe="recipes/configs/topr.yaml",

@@ -10,6 +10,7 @@ declares ``token_advantages=True`` train on the result.
 Built-ins: ``critical_tokens`` (:mod:`.critical_tokens`), ``empg`` and ``entropy_token_scale`` (:mod:`.entropy`).
 """
 
+from ..registry import import_method_modules
 from .base import (
     TokenWeighting,
     TokenWeightingResult,
@@ -37,3 +38,5 @@ __all__ = [
     "token_weighting_names",
     "token_weightings",
 ]
+
+import_method_modules(__name__, __path__)  # every method module registers itself, new ones included

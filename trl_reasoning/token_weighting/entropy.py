@@ -132,7 +132,16 @@ def entropy_token_scale_weighting(
     display_name="EMPG",
     paper=EMPG,
     params=EMPGParams,
-    inputs=("advantages", "keep", "entropies", "completion_ids", "completion_mask", "tool_mask", "tokenizer", "gather"),
+    inputs=(
+        "advantages",
+        "keep",
+        "entropies",
+        "completion_ids",
+        "completion_mask",
+        "tool_mask",
+        "tokenizer",
+        "gather",
+    ),
     docs=_PAGE,
     recipe="recipes/configs/empg.yaml",
 )
@@ -163,9 +172,7 @@ def empg_weighting(
         step_ids = step_ids_from_turns(mask, tool_mask)
     else:
         step_ids = step_ids_from_delimiter(completion_ids, mask, tokenizer, step_delimiter, tool_mask=tool_mask)
-    result = empg_advantages(
-        entropies, step_ids, advantages, mask, k=k, future_k=future_k, zeta=zeta, gather=gather
-    )
+    result = empg_advantages(entropies, step_ids, advantages, mask, k=k, future_k=future_k, zeta=zeta, gather=gather)
     stats = {name: value.item() for name, value in result.stats.items()}
     metrics = {}
     if stats["steps"] > 0:

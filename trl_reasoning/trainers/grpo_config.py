@@ -267,7 +267,9 @@ class ReasoningGRPOConfig(GRPOConfig):
 
     def _check_dropped_samples(self) -> None:
         if self.dropped_samples not in DROPPED_SAMPLES:
-            raise ValueError(f"dropped_samples={self.dropped_samples!r} is invalid. Valid values: {list(DROPPED_SAMPLES)}.")
+            raise ValueError(
+                f"dropped_samples={self.dropped_samples!r} is invalid. Valid values: {list(DROPPED_SAMPLES)}."
+            )
         if self.dropped_samples != "remove":
             return
         if self.steps_per_generation % self.gradient_accumulation_steps != 0:
@@ -302,4 +304,6 @@ _OWN_FIELDS = [
     for name in ReasoningGRPOConfig.__dataclass_fields__
     if name not in GRPOConfig.__dataclass_fields__ or name in ("advantage_estimator",)
 ]
-ReasoningGRPOConfig.__doc__ = (ReasoningGRPOConfig.__doc__ or "") + "\n" + fields_docstring(ReasoningGRPOConfig, _OWN_FIELDS)
+ReasoningGRPOConfig.__doc__ = (
+    (ReasoningGRPOConfig.__doc__ or "") + "\n" + fields_docstring(ReasoningGRPOConfig, _OWN_FIELDS)
+)

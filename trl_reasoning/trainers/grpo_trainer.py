@@ -1,12 +1,14 @@
-"""ReasoningGRPOTrainer: ``trl.GRPOTrainer`` with the advantage estimator and the policy loss picked by name.
+"""ReasoningGRPOTrainer: ``trl.GRPOTrainer`` with the advantage estimator, policy loss and token weighting by name.
 
 TRL computes rewards for the whole global batch (gathered across processes), turns them into GRPO advantages and
 keeps its own slice. This trainer overrides five methods, once each:
 
 * ``_calculate_rewards`` — unchanged, but keeps the gathered per-function rewards of the current batch;
 * ``_generate_and_score_completions`` — runs TRL's version, then recomputes the advantages of the global batch with
-  the configured estimator, keeps this process's slice, masks out dropped samples (advantage 0, no tokens in the
-  loss denominator), adds what a policy loss reads (rewards, correctness, lengths) and logs the method's metrics;
+  the configured estimator, keeps this process's slice, applies the token weighting, masks out dropped samples
+  (advantage 0, no tokens in the loss denominator), adds to the batch the inputs the policy loss declares, and logs
+  the methods' metrics. Each method gets the inputs it declares, from an :class:`~trl_reasoning.inputs.InputContext`
+  whose providers run only when declared, and its own parameters (``ReasoningGRPOConfig.method_params``);
 * ``_prepare_inputs`` — TRL's, except that for a loss that couples the completions of a prompt (DRPO) the
   generation batch is shuffled and split by whole groups instead of by sample, and that with
   ``dropped_samples="remove"`` the kept samples are packed into the first optimizer steps (``dropped_samples.py``);
@@ -15,9 +17,8 @@ keeps its own slice. This trainer overrides five methods, once each:
 * ``_compute_loss`` — TRL's for ``policy_loss="trl"``; otherwise the same log-prob computation followed by the
   registered policy loss.
 
-With ``token_weighting`` set, the generation step also turns each sample's advantage into a per-token one, which
-TRL's loss accepts as a (B, T) tensor: ``A_i · w_{i,t}`` (critical-token weights from two contrastive adapters, or
-EMPG's entropy scale alone) or EMPG's step-level advantages ``g(H_t)·A_i + ζ·f(H_{t+1}) − mean``.
+With ``token_weighting`` set, each sample's advantage becomes a per-token one, which TRL's loss (and a registered loss
+with ``token_advantages=True``) accepts as a (B, T) tensor (:mod:`trl_reasoning.token_weighting`).
 
 Everything else (generation with transformers or vLLM, PEFT, ``loss_type``, reference-model KL, logging,
 checkpointing) is TRL's own code.
@@ -36,8 +37,14 @@ from trl.trainer.utils import (
     unsplit_pixel_values_by_grid,
 )
 
-from ..inputs import SAMPLE_INPUTS, STANDARD_INPUTS, InputContext, check_inputs, get_input_provider
-from ..inputs import input_provider_names
+from ..inputs import (
+    SAMPLE_INPUTS,
+    STANDARD_INPUTS,
+    InputContext,
+    check_inputs,
+    get_input_provider,
+    input_provider_names,
+)
 from .common import bind_parent_arguments, mean_over_processes, resolve_config, signature_of
 from .dropped_samples import pack_kept_samples, real_optimizer_steps
 from .grpo_config import ReasoningGRPOConfig
@@ -268,10 +275,10 @@ class ReasoningGRPOTrainer(GRPOTrainer):
 
     @staticmethod
     def _loss_batch_inputs(loss) -> tuple[str, ...]:
-        """The inputs of ``loss`` that come from the generation batch (stored in it), not from the loss call."""
-        return tuple(
-            name for name in loss.inputs if name not in _LOSS_CALL_INPUTS and name not in ("reward_weights", "reward_names")
-        )
+        """The inputs of ``loss`` that come from the generation batch (stored in it), not from the loss call: the
+        per-sample generation inputs and the providers' (an undeclared name keeps the function's default)."""
+        from_batch = SAMPLE_INPUTS | set(input_provider_names())
+        return tuple(name for name in loss.inputs if name not in _LOSS_CALL_INPUTS and name in from_batch)
 
     @torch.no_grad()
     def _rollout_entropies(self, batch: dict[str, Any], mode: str) -> torch.Tensor:

@@ -40,13 +40,13 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from trl.trainer.utils import global_then_local_main_first
 
 from ..losses.topr import (
-    RATIO_LEVELS,
-    TAPER_BY,
+    TOPRParams,
     topr_baseline_for_positive_fraction,
     topr_baseline_for_rewards,
     topr_loss,
 )
 from ..papers import TOPR
+from ..parameters import add_config_fields, fields_docstring
 from .common import bind_parent_arguments, mean_over_processes, resolve_config, signature_of
 
 
@@ -56,6 +56,7 @@ __all__ = ["DataCollatorForOfflineTOPR", "OfflineTOPRConfig", "OfflineTOPRTraine
 
 
 @dataclass
+@add_config_fields([TOPRParams])
 class OfflineTOPRConfig(SFTConfig):
     r"""
     Configuration for [`OfflineTOPRTrainer`]: every field of `trl.SFTConfig`, plus:
@@ -68,20 +69,11 @@ class OfflineTOPRConfig(SFTConfig):
             Dataset column with the behaviour policy μ's log-probs of the completion: a float (the sum over the
             completion tokens) or a list with one float per completion token. When the dataset has no such column,
             the trainer computes it once, before training, with the initial model.
-        topr_baseline (`float`, defaults to `0.0`):
-            The constant baseline c in `(R − c)`. With ±1 rewards it reweights positives by `(1 − c)` and negatives by
-            `(1 + c)`; with 0/1 rewards by `(1 − c)` and `c`.
-        topr_target_positive_fraction (`float` or `None`, defaults to `None`):
-            If set (in (0, 1)), c is computed once from the training set's rewards so that the effective share of
-            positives `Σ[R − c]₊ / Σ|R − c|` is this value (for ±1 rewards, the paper's formula from the share p of
-            R ≥ 0). Exclusive with a non-zero `topr_baseline`.
-        topr_ratio_level (`str`, defaults to `"sequence"`):
-            `"sequence"` (the paper: one ratio π(τ)/μ(τ) per completion) or `"token"` (each token of a negative is
-            tapered by its own ratio; needs per-token behaviour log-probs).
-        topr_taper_by (`str`, defaults to `"reward"`):
-            Which samples are tapered: `"reward"` (R < 0, the paper) or `"coefficient"` (R − c < 0). The trainer
-            refuses `"reward"` when some training reward lies in `[0, c)` (0/1 rewards with c > 0), which would be
-            pushed down untapered.
+
+    TOPR's parameters (`topr_baseline`, `topr_target_positive_fraction`, `topr_ratio_level`, `topr_taper_by`) are
+    declared once, in `trl_reasoning.losses.topr.TOPRParams`, and shared with `ReasoningGRPOConfig`. Offline, a
+    target share of positives computes the baseline once from the training set's rewards, and the trainer refuses
+    `topr_taper_by="reward"` when some training reward lies in `[0, c)` (it would be pushed down untapered).
 
     These defaults differ from `trl.SFTConfig`:
 
@@ -119,43 +111,6 @@ class OfflineTOPRConfig(SFTConfig):
             "dataset has no such column, the trainer computes it once with the initial model before training."
         },
     )
-    topr_baseline: float = field(
-        default=0.0,
-        metadata={
-            "help": "TOPR's constant baseline c, any finite float. With rewards +1/-1, positives are weighted (1 - c) "
-            "and negatives (1 + c); keep |c| < 1 so no coefficient changes sign. With 0/1 rewards they are weighted "
-            "(1 - c) and c, and c > 0 needs topr_taper_by='coefficient'. Exclusive with "
-            "`topr_target_positive_fraction`."
-        },
-    )
-    topr_target_positive_fraction: float | None = field(
-        default=None,
-        metadata={
-            "help": "None (default: use `topr_baseline`) or a value in (0, 1): the effective share of positives to "
-            "train on. The baseline is then computed once from the training set's rewards so that "
-            "sum[R - c]_+ / sum|R - c| = target: for +1/-1 rewards c = (p - target) / (target * (1 - 2p) + p) with p "
-            "the share of rewards >= 0 (the paper), for 0/1 rewards c = p(1 - target) / (p(1 - target) + target(1 - "
-            "p)). The paper reports its best off-policy results around 0.1-0.2."
-        },
-    )
-    topr_ratio_level: str = field(
-        default="sequence",
-        metadata={
-            "help": "Level of the importance ratio that tapers negatives: 'sequence' (the paper, one ratio "
-            "pi(tau)/mu(tau) per completion) or 'token' (one ratio per token, as in Trinity-RFT/ROLL; needs "
-            "per-token behaviour log-probs).",
-            "choices": list(RATIO_LEVELS),
-        },
-    )
-    topr_taper_by: str = field(
-        default="reward",
-        metadata={
-            "help": "Which samples are tapered: 'reward' (R < 0, the paper) or 'coefficient' (R - c < 0, keeps the "
-            "objective bounded with 0/1 or shaped rewards or a baseline outside (-1, 1); the trainer refuses 'reward' "
-            "when a training reward lies in [0, c)).",
-            "choices": list(TAPER_BY),
-        },
-    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -182,32 +137,7 @@ class OfflineTOPRConfig(SFTConfig):
                     f"{name}={getattr(self, name)!r} names a column the trainer builds or tokenises; rename the "
                     f"column (not one of {sorted(reserved)})."
                 )
-        if isinstance(self.topr_baseline, bool) or not isinstance(self.topr_baseline, int | float):
-            raise ValueError(f"topr_baseline={self.topr_baseline!r} must be a finite float, e.g. 0.0.")
-        if not math.isfinite(self.topr_baseline):
-            raise ValueError(f"topr_baseline={self.topr_baseline!r} must be a finite float, e.g. 0.0.")
-        target = self.topr_target_positive_fraction
-        if target is not None:
-            if isinstance(target, bool) or not isinstance(target, int | float) or not 0.0 < target < 1.0:
-                raise ValueError(
-                    f"topr_target_positive_fraction={target!r} is invalid: give a share strictly between 0 and 1 "
-                    "(e.g. 0.15), or None to use `topr_baseline`."
-                )
-            if self.topr_baseline != 0.0:
-                raise ValueError(
-                    f"topr_target_positive_fraction={target} computes the baseline from the data, so "
-                    f"topr_baseline={self.topr_baseline} would be ignored: set only one of them."
-                )
-        if self.topr_ratio_level not in RATIO_LEVELS:
-            raise ValueError(
-                f"topr_ratio_level={self.topr_ratio_level!r} is invalid. Valid values: {list(RATIO_LEVELS)} "
-                "('sequence' is the paper's rule)."
-            )
-        if self.topr_taper_by not in TAPER_BY:
-            raise ValueError(
-                f"topr_taper_by={self.topr_taper_by!r} is invalid. Valid values: {list(TAPER_BY)} ('reward' is the "
-                "paper's rule)."
-            )
+        TOPRParams.from_config(self)  # TOPR's parameters, checked by their one definition (losses/topr.py)
         if self.packing or self.eval_packing:
             raise ValueError(
                 "packing=True (or eval_packing=True) is not supported by OfflineTOPRTrainer: TOPR weights each "
@@ -239,6 +169,11 @@ class OfflineTOPRConfig(SFTConfig):
                 f"label_smoothing_factor={self.label_smoothing_factor} has no effect in OfflineTOPRTrainer, whose loss "
                 "is TOPR's; leave it at 0."
             )
+
+
+OfflineTOPRConfig.__doc__ += "\n" + fields_docstring(
+    OfflineTOPRConfig, TOPRParams.config_names(), header="TOPR's parameters (declared in `TOPRParams`):"
+)
 
 
 @dataclass
