@@ -38,14 +38,13 @@ __all__ = [
     "write_repository",
 ]
 
-FAMILIES = ("advantage estimator", "policy loss", "token weighting")
-"""The method families, each a registry with the same contract."""
 
-SELECTOR = {
-    "advantage estimator": "advantage_estimator",
-    "policy loss": "policy_loss",
-    "token weighting": "token_weighting",
-}
+_CLASSES = (advantages.AdvantageEstimator, losses.PolicyLoss, token_weighting.TokenWeighting)
+SELECTOR = {cls.family: cls.selector for cls in _CLASSES}
+"""Each family's selector field (``advantage_estimator``, ``policy_loss``, ``token_weighting``)."""
+
+FAMILIES = tuple(SELECTOR)
+"""The method families, each a registry with the same contract."""
 
 DOCS_SECTIONS = (
     "## The paper",
@@ -142,7 +141,7 @@ def render_readme_table(root: Path) -> str:
     for method in methods():
         paper = f"[{method.paper['id']}](https://arxiv.org/abs/{method.paper['id']})" if method.paper else ""
         docs = f"[{_page_title(root, method.docs)}](docs/{method.docs})" if method.docs else ""
-        rows.append(f'| {method.display_name} | `{SELECTOR[method.family]}="{method.name}"` | {paper} | {docs} |')
+        rows.append(f'| {method.display_name} | `{method.selector}="{method.name}"` | {paper} | {docs} |')
     return "\n".join(rows)
 
 
@@ -165,7 +164,7 @@ def render_papers_table(root: Path) -> str:
             by_paper.setdefault(method.paper["id"], []).append(method)
     rows = ["| paper | arXiv | selected with | page |", "|---|---|---|---|"]
     for arxiv_id, group in by_paper.items():
-        selectors = ", ".join(f'`{SELECTOR[m.family]}="{m.name}"`' for m in group)
+        selectors = ", ".join(f'`{m.selector}="{m.name}"`' for m in group)
         pages = dict.fromkeys(m.docs for m in group if m.docs)
         links = ", ".join(f"[{_page_title(root, page)}]({page})" for page in pages)
         rows.append(
@@ -283,11 +282,9 @@ def check_method(method: Method, root: Path) -> list[str]:
     elif not (root / method.recipe).is_file():
         problems.append(f"{label}: {method.recipe} does not exist")
     else:
-        selected = _yaml_value(root / method.recipe, SELECTOR[method.family])
+        selected = _yaml_value(root / method.recipe, method.selector)
         if selected != method.name:
-            problems.append(
-                f"{label}: {method.recipe} sets {SELECTOR[method.family]}={selected!r}, not {method.name!r}"
-            )
+            problems.append(f"{label}: {method.recipe} sets {method.selector}={selected!r}, not {method.name!r}")
 
     tests = root / test_file(method)
     if not tests.is_file():

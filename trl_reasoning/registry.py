@@ -109,6 +109,7 @@ class Method:
     recipe: str | None = None
 
     family: ClassVar[str] = "method"
+    selector: ClassVar[str] = "method"  # the config field that selects one, for error messages
 
     @staticmethod
     def declare(fn: Callable, params: type | None, inputs: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -133,6 +134,18 @@ class Method:
         if undeclared:
             raise TypeError(f"{fn.__name__} requires {undeclared}, declared neither as inputs nor as parameters.")
         return tuple(inputs)
+
+    @classmethod
+    def create(
+        cls, name: str, fn: Callable, *, params: type | None, inputs: tuple[str, ...] | None, **fields: Any
+    ) -> Method:
+        """The entry for ``fn``: its inputs checked against its signature (default: its non-parameter arguments),
+        its parameters' errors naming ``<selector>=<name>``."""
+        declared = cls.declare(fn, params, inputs)
+        if params is not None:
+            params.owner = f"{cls.selector}={name!r}"
+        fields["display_name"] = fields.get("display_name") or name
+        return cls(name, fn, params=params, inputs=declared, **fields)
 
     @property
     def required_inputs(self) -> tuple[str, ...]:

@@ -17,34 +17,20 @@ from .embedded.task import completion_text as _completion_text
 
 
 # Names moved to trl_reasoning.embedded, served here with a FutureWarning (see __getattr__).
-_MOVED = {
-    name: "trl_reasoning.embedded"
-    for name in (
-        "CHARACTERS",
-        "CHAT_TEMPLATE",
-        "SPECIAL_TOKENS",
-        "arithmetic_dataset",
-        "arithmetic_problems",
-        "arithmetic_reward",
-        "arithmetic_split",
-        "build_tiny_model",
-        "build_tokenizer",
-        "completion_text",
-        "last_integer",
-        "load_pretrained_tokenizer",
-        "warm_up",
-        "warm_up_mixed_lengths",
-        "with_verbose_answers",
-    )
-}
+_MOVED_TO = "trl_reasoning.embedded"  # every name of its __all__ lived here before
+
+
+def _moved_names() -> list[str]:
+    return list(importlib.import_module(_MOVED_TO).__all__)
+
 
 __all__ = ["coin_reward", "length_reward", "scripted_rollout"]
 
 
 def __getattr__(name: str):
-    module = _MOVED.get(name)
-    if module is None:
+    if name.startswith("__") or name not in _moved_names():
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _MOVED_TO
     warnings.warn(
         f"trl_reasoning.testing.{name} moved to {module}: use `from {module} import {name}`.",
         FutureWarning,
@@ -54,7 +40,7 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_MOVED))
+    return sorted(set(globals()) | set(_moved_names()))
 
 
 def coin_reward(completions, **kwargs) -> list[float]:

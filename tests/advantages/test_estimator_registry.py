@@ -3,19 +3,12 @@ estimator shares (no NaN on degenerate groups, vectorised)."""
 
 import pytest
 import torch
+from support import estimate
 
 from trl_reasoning import advantage_estimator_names, get_advantage_estimator
 
 
 BUILTINS = ["grpo", "psr", "nsr", "w_reinforce"]
-
-
-def call(name, rewards, group_size, **kwargs):
-    rewards = torch.tensor(rewards, dtype=torch.float32)
-    kwargs.setdefault("correct", rewards >= 1.0)
-    kwargs.setdefault("lengths", torch.full_like(rewards, 10, dtype=torch.long))
-    kwargs.setdefault("max_length", 64)
-    return get_advantage_estimator(name).compute(rewards=rewards, group_size=group_size, **kwargs)
 
 
 def test_builtins_are_registered():
@@ -29,7 +22,7 @@ def test_builtins_are_registered():
     ids=["all_correct", "all_wrong", "single_sample_groups", "one_sample"],
 )
 def test_no_nan_on_degenerate_groups(name, rewards, group_size):
-    out = call(name, rewards, group_size)
+    out = estimate(name, rewards, group_size)
     assert torch.isfinite(out.advantages).all()
     if name == "grpo":  # zero-variance groups carry no signal
         assert (out.advantages == 0).all()
@@ -37,7 +30,7 @@ def test_no_nan_on_degenerate_groups(name, rewards, group_size):
 
 def test_bad_group_size_is_a_clear_error():
     with pytest.raises(ValueError, match="group_size"):
-        call("grpo", [1, 0, 0], 2)
+        estimate("grpo", [1, 0, 0], 2)
 
 
 def test_missing_required_argument_is_named():

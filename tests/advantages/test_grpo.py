@@ -5,16 +5,9 @@ import math
 
 import pytest
 import torch
+from support import estimate
 
 from trl_reasoning import get_advantage_estimator
-
-
-def call(name, rewards, group_size, **kwargs):
-    rewards = torch.tensor(rewards, dtype=torch.float32)
-    kwargs.setdefault("correct", rewards >= 1.0)
-    kwargs.setdefault("lengths", torch.full_like(rewards, 10, dtype=torch.long))
-    kwargs.setdefault("max_length", 64)
-    return get_advantage_estimator(name).compute(rewards=rewards, group_size=group_size, **kwargs)
 
 
 def test_grpo_group_scale_hand_computed():
@@ -23,17 +16,17 @@ def test_grpo_group_scale_hand_computed():
     expected = [0.5 / (std + 1e-4), -0.5 / (std + 1e-4), -0.5 / (std + 1e-4), 0.5 / (std + 1e-4)]
     # Group [2, 2, 2, 5]: mean 2.75, std sqrt((3 * 0.5625 + 5.0625) / 3) = 1.5.
     expected += [-0.75 / 1.5001] * 3 + [2.25 / 1.5001]
-    out = call("grpo", [1, 0, 0, 1, 2, 2, 2, 5], 4)
+    out = estimate("grpo", [1, 0, 0, 1, 2, 2, 2, 5], 4)
     torch.testing.assert_close(out.advantages, torch.tensor(expected), rtol=0, atol=1e-6)
     assert out.keep.all()
 
 
 def test_grpo_scale_none_and_batch_hand_computed():
-    out = call("grpo", [1, 0, 0, 1, 2, 2, 2, 5], 4, scale="none")
+    out = estimate("grpo", [1, 0, 0, 1, 2, 2, 2, 5], 4, scale="none")
     torch.testing.assert_close(out.advantages, torch.tensor([0.5, -0.5, -0.5, 0.5, -0.75, -0.75, -0.75, 2.25]))
     # Batch std of [1,0,0,1,2,2,2,5]: mean 13/8, sum of squares 39 - 8 * (13/8)^2 = 17.875, / 7.
     batch_std = math.sqrt(17.875 / 7)
-    out = call("grpo", [1, 0, 0, 1, 2, 2, 2, 5], 4, scale="batch")
+    out = estimate("grpo", [1, 0, 0, 1, 2, 2, 2, 5], 4, scale="batch")
     expected = torch.tensor([0.5, -0.5, -0.5, 0.5, -0.75, -0.75, -0.75, 2.25]) / (batch_std + 1e-4)
     torch.testing.assert_close(out.advantages, expected, rtol=0, atol=1e-6)
 
@@ -41,7 +34,7 @@ def test_grpo_scale_none_and_batch_hand_computed():
 def test_grpo_unscorable_rows_leave_statistics_and_get_zero():
     # Group [1, nan, 0, 0]: statistics over [1, 0, 0] -> mean 1/3, std sqrt((4/9 + 2/9) / 2) = sqrt(1/3).
     std = math.sqrt(1 / 3)
-    out = call("grpo", [1, float("nan"), 0, 0], 4)
+    out = estimate("grpo", [1, float("nan"), 0, 0], 4)
     expected = torch.tensor([(2 / 3) / (std + 1e-4), 0.0, (-1 / 3) / (std + 1e-4), (-1 / 3) / (std + 1e-4)])
     torch.testing.assert_close(out.advantages, expected, rtol=0, atol=1e-6)
 

@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+from support import spread
 
 from trl_reasoning.losses import (
     get_policy_loss,
@@ -15,18 +16,6 @@ from trl_reasoning.losses import (
     topr_loss,
     topr_weighted_positive_fraction,
 )
-
-
-def spread(totals, lengths, width=None, dtype=torch.float64):
-    """(B, T) per-token values whose masked sum over row i is totals[i] (spread evenly over lengths[i] tokens)."""
-    width = width or max(lengths)
-    values = torch.zeros(len(totals), width, dtype=dtype)
-    mask = torch.zeros(len(totals), width, dtype=dtype)
-    for i, (total, length) in enumerate(zip(totals, lengths, strict=True)):
-        if length:
-            values[i, :length] = total / length
-            mask[i, :length] = 1
-    return values, mask
 
 
 # docs/methods/topr.md, Worked example

@@ -145,3 +145,33 @@ def launch_args(*flags: str):
         fields = list(defaults.deepspeed_config) + (["mixed_precision"] if mixed_precision_from_config else [])
         args.deepspeed_fields_from_accelerate_config = ",".join(fields)
     return args, defaults
+
+
+def estimate(name, rewards, group_size, **kwargs):
+    """The estimator ``name`` on a list of rewards, with correctness (reward >= 1), lengths (10) and budget (64)
+    defaulted; returns its ``AdvantageResult``."""
+    import torch
+
+    from trl_reasoning import get_advantage_estimator
+
+    rewards = torch.tensor(rewards, dtype=torch.float32)
+    kwargs.setdefault("correct", rewards >= 1.0)
+    kwargs.setdefault("lengths", torch.full_like(rewards, 10, dtype=torch.long))
+    kwargs.setdefault("max_length", 64)
+    return get_advantage_estimator(name).compute(rewards=rewards, group_size=group_size, **kwargs)
+
+
+def spread(totals, lengths, width=None, dtype=None):
+    """(B, T) per-token values whose masked sum over row i is totals[i] (spread evenly over lengths[i] tokens), and
+    the mask; float64 by default."""
+    import torch
+
+    dtype = dtype or torch.float64
+    width = width or max(lengths)
+    values = torch.zeros(len(totals), width, dtype=dtype)
+    mask = torch.zeros(len(totals), width, dtype=dtype)
+    for i, (total, length) in enumerate(zip(totals, lengths, strict=True)):
+        if length:
+            values[i, :length] = total / length
+            mask[i, :length] = 1
+    return values, mask

@@ -47,6 +47,7 @@ class AdvantageEstimator(Method):
     drops_samples: bool = False
 
     family: ClassVar[str] = "advantage estimator"
+    selector: ClassVar[str] = "advantage_estimator"
 
     def compute(self, **kwargs: Any) -> AdvantageResult:
         return self._checked(self.call_with_keywords(kwargs), kwargs.get("rewards"))
@@ -123,20 +124,8 @@ def register_advantage_estimator(
     """
 
     def make_entry(fn: Callable) -> AdvantageEstimator:
-        declared = Method.declare(fn, params, inputs)
-        if params is not None:
-            params.owner = f"advantage_estimator={name!r}"
-        return AdvantageEstimator(
-            name,
-            fn,
-            display_name=display_name or name,
-            paper=paper,
-            params=params,
-            inputs=declared,
-            docs=docs,
-            recipe=recipe,
-            drops_samples=drops_samples,
-        )
+        info = dict(display_name=display_name, paper=paper, docs=docs, recipe=recipe, drops_samples=drops_samples)
+        return AdvantageEstimator.create(name, fn, params=params, inputs=inputs, **info)
 
     return _ESTIMATORS.decorator(name, make_entry)
 

@@ -53,6 +53,7 @@ class PolicyLoss(Method):
     token_advantages: bool = False
 
     family: ClassVar[str] = "policy loss"
+    selector: ClassVar[str] = "policy_loss"
 
     def takes(self, argument: str) -> bool:
         """Whether the loss reads the input ``argument`` (e.g. ``"advantages"``)."""
@@ -117,21 +118,15 @@ def register_policy_loss(
         raise ValueError(f"{TRL_POLICY_LOSS!r} is reserved for TRL's own loss_type machinery; pick another name.")
 
     def make_entry(fn: Callable) -> PolicyLoss:
-        declared = Method.declare(fn, params, inputs)
-        if params is not None:
-            params.owner = f"policy_loss={name!r}"
-        return PolicyLoss(
-            name,
-            fn,
-            display_name=display_name or name,
+        info = dict(
+            display_name=display_name,
             paper=paper,
-            params=params,
-            inputs=declared,
             docs=docs,
             recipe=recipe,
             needs_whole_groups=needs_whole_groups,
             token_advantages=token_advantages,
         )
+        return PolicyLoss.create(name, fn, params=params, inputs=inputs, **info)
 
     return _POLICY_LOSSES.decorator(name, make_entry)
 

@@ -40,6 +40,7 @@ class TokenWeighting(Method):
     """
 
     family: ClassVar[str] = "token weighting"
+    selector: ClassVar[str] = "token_weighting"
 
     def run(self, inputs: Mapping[str, Any], params: Any = None) -> TokenWeightingResult:
         out = self.call(inputs, params)
@@ -80,19 +81,8 @@ def register_token_weighting(
     """
 
     def make_entry(fn: Callable) -> TokenWeighting:
-        declared = Method.declare(fn, params, inputs)
-        if params is not None:
-            params.owner = f"token_weighting={name!r}"
-        return TokenWeighting(
-            name,
-            fn,
-            display_name=display_name or name,
-            paper=paper,
-            params=params,
-            inputs=declared,
-            docs=docs,
-            recipe=recipe,
-        )
+        info = dict(display_name=display_name, paper=paper, docs=docs, recipe=recipe)
+        return TokenWeighting.create(name, fn, params=params, inputs=inputs, **info)
 
     return _TOKEN_WEIGHTINGS.decorator(name, make_entry)
 

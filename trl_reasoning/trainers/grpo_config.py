@@ -51,11 +51,8 @@ _TRL_LOSS_OPTIONS = {
     "use_adaptive_entropy": False,
 }
 
-_FAMILY_FIELDS = {
-    "advantage estimator": ("advantage_estimator", "advantage_estimator_kwargs"),
-    "policy loss": ("policy_loss", "policy_loss_kwargs"),
-    "token weighting": ("token_weighting", "token_weighting_kwargs"),
-}
+# Per family: the field that selects its method and the field of a custom method's parameters.
+_FAMILY_FIELDS = {family: (selector, f"{selector}_kwargs") for family, selector in manifest.SELECTOR.items()}
 
 
 @dataclass

@@ -37,6 +37,7 @@ from trl.trainer.utils import (
     unsplit_pixel_values_by_grid,
 )
 
+from .. import manifest
 from ..inputs import (
     SAMPLE_INPUTS,
     STANDARD_INPUTS,
@@ -68,7 +69,7 @@ _MULTIMODAL_KEYS = (
 # it); the loss's other inputs are computed when it is called.
 _PREFIX = "reasoning_"
 _LOSS_CALL_INPUTS = frozenset(STANDARD_INPUTS["policy loss"]) - SAMPLE_INPUTS
-_FAMILIES = ("advantage estimator", "policy loss", "token weighting")
+_FAMILIES = manifest.FAMILIES
 
 
 def shuffle_groups(batch: dict[str, Any], group_size: int) -> dict[str, Any]:
