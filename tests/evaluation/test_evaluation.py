@@ -188,7 +188,7 @@ def test_evaluate_with_vllm_scores_the_same(monkeypatch):
                 prompt = next(p for p in SCRIPT if p in text)
                 completions = [
                     types.SimpleNamespace(text=c, token_ids=tokenizer(c, add_special_tokens=False)["input_ids"] + [2])
-                    for c in SCRIPT[prompt][: params.n]
+                    for c in SCRIPT[prompt][: params[len(outputs)].n]
                 ]
                 outputs.append(types.SimpleNamespace(outputs=completions))
             return outputs
@@ -214,8 +214,9 @@ def test_evaluate_with_vllm_scores_the_same(monkeypatch):
     )
     _check(result, "vllm")
     assert calls["init"] == {"model": "some/model", "seed": 7, "gpu_memory_utilization": 0.5}
-    params = calls["params"]
-    assert (params.n, params.max_tokens, params.temperature, params.seed) == (4, 10, 1.0, 7)
+    params = calls["params"]  # one per prompt, each its own seed: independent random streams, reproducible from 7
+    assert [(p.n, p.max_tokens, p.temperature) for p in params] == [(4, 10, 1.0)] * len(params)
+    assert [p.seed for p in params] == list(range(7, 7 + len(params))) and len(params) == len(_problems())
 
 
 def test_auto_backend_uses_transformers_for_a_model_object_and_without_vllm():

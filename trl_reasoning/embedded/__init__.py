@@ -12,6 +12,10 @@ tests, the docs and the benchmarks run on:
   gold answers), :func:`arithmetic_split` (every problem of a small operand range, split into disjoint training and
   held-out sets), :func:`arithmetic_reward` (1.0 when the completion's last integer equals the gold answer).
 * :mod:`.warmup` — :func:`warm_up`, a short supervised warm-up that makes the random model sometimes right.
+* :mod:`.instruct_task` — the same problems (and word problems) phrased for a pretrained instruct model such as
+  SmolLM2 (:mod:`trl_reasoning.pretrained`), with a ``\\boxed{}`` answer and a ``solution`` column for
+  :func:`trl_reasoning.rewards.accuracy_reward` (import it from the module: ``from
+  trl_reasoning.embedded.instruct_task import instruct_dataset``).
 
 This package imports nothing from the recipes, trainers or evaluation (an import-linter contract in pyproject.toml).
 """

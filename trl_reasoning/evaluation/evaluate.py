@@ -105,8 +105,13 @@ def _sample_vllm(model: str, tokenizer, dataset, *, n, max_new_tokens, temperatu
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model, seed=seed, **(vllm_kwargs or {}))
-    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
     rows = list(dataset)
+    # One seed per prompt (seed + its index): a single seeded SamplingParams would give every prompt the same random
+    # stream, so prompts with similar logits would get the same samples. Still reproducible from `seed`.
+    params = [
+        SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed + index)
+        for index in range(len(rows))
+    ]
     outputs = llm.generate(_prompt_texts(tokenizer, [row["prompt"] for row in rows]), params)
     texts, lengths, expanded = [], [], []
     for row, output in zip(rows, outputs, strict=True):
