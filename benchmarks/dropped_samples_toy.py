@@ -115,36 +115,13 @@ def main(argv: list[str] | None = None) -> dict:
 
 def train_run(work: Path, tokenizer, train_set, settings: dict, shared: dict, seed: int, steps: int):
     """Train from the seed's start; return the model, the seconds and the mean optimizer updates per generation."""
-    from transformers import AutoModelForCausalLM
-    from transformers.trainer_callback import PrinterCallback
-
-    from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer
     from trl_reasoning.embedded import arithmetic_reward
 
-    config = ReasoningGRPOConfig(
-        output_dir=str(work / "runs"),
-        max_steps=steps,
-        seed=seed,
-        logging_steps=STEPS_PER_GENERATION,  # one log row per generation batch: its update count is in it
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        **shared,
-        **settings,
+    # one log row per generation batch: its update count is in it
+    fields = dict(max_steps=steps, seed=seed, logging_steps=STEPS_PER_GENERATION, **shared, **settings)
+    trainer, seconds = methods_toy.run_grpo(
+        work / f"start-{seed}", tokenizer, train_set, arithmetic_reward, fields, work
     )
-    trainer = ReasoningGRPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(work / f"start-{seed}"),
-        processing_class=tokenizer,
-        reward_funcs=arithmetic_reward,
-        args=config,
-        train_dataset=train_set,
-    )
-    trainer.pop_callback(PrinterCallback)
-    started = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - started
     counts = [
         row["dropped_samples/optimizer_steps"]
         for row in trainer.state.log_history

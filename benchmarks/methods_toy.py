@@ -134,37 +134,41 @@ def measure(model, tokenizer, held_out, samples: int) -> dict:
     }
 
 
-def train_method(start_dir: Path, tokenizer, train, settings: dict, shared: dict, seed: int, steps: int, work: Path):
+def run_grpo(model_path: Path, tokenizer, train, reward_func, fields: dict, work: Path, **model_kwargs):
+    """Train ``ReasoningGRPOTrainer`` from ``model_path`` on the CPU with the config ``fields``; return the trainer and
+    the training seconds (the benchmarks' one training loop: methods_toy, dropped_samples_toy, real_model)."""
     from transformers import AutoModelForCausalLM
     from transformers.trainer_callback import PrinterCallback
 
     from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer
-    from trl_reasoning.embedded import arithmetic_reward
 
     config = ReasoningGRPOConfig(
         output_dir=str(work / "runs"),
-        max_steps=steps,
-        seed=seed,
-        logging_steps=max(1, steps // 30),
         use_cpu=True,
         bf16=False,
         report_to="none",
         save_strategy="no",
         disable_tqdm=True,
-        **shared,
-        **settings,
+        **fields,
     )
     trainer = ReasoningGRPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(start_dir),
+        model=AutoModelForCausalLM.from_pretrained(model_path, **model_kwargs),
         processing_class=tokenizer,
-        reward_funcs=arithmetic_reward,
+        reward_funcs=reward_func,
         args=config,
         train_dataset=train,
     )
     trainer.pop_callback(PrinterCallback)  # the table below says what matters; no log dict per step
     started = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - started
+    return trainer, time.perf_counter() - started
+
+
+def train_method(start_dir: Path, tokenizer, train, settings: dict, shared: dict, seed: int, steps: int, work: Path):
+    from trl_reasoning.embedded import arithmetic_reward
+
+    fields = dict(max_steps=steps, seed=seed, logging_steps=max(1, steps // 30), **shared, **settings)
+    trainer, seconds = run_grpo(start_dir, tokenizer, train, arithmetic_reward, fields, work)
     curve = [
         [row["step"], round(row["reward"], 4)]
         for row in trainer.state.log_history

@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods_toy import METHODS as TOY_METHODS  # noqa: E402  (the label -> recipe config table, shared)
-from methods_toy import markdown_table, method_settings  # noqa: E402
+from methods_toy import markdown_table, method_settings, run_grpo  # noqa: E402
 
 
 METHODS = {label: TOY_METHODS[label] for label in ("GRPO", "PSR", "NSR", "W-REINFORCE", "DRPO")}
@@ -85,36 +85,11 @@ def measure(model, tokenizer, held_out, samples: int, max_new_tokens: int) -> di
 
 def train_method(model_dir: Path, tokenizer, train, settings: dict, shared: dict, seed: int, steps: int, work: Path):
     import torch
-    from transformers import AutoModelForCausalLM
-    from transformers.trainer_callback import PrinterCallback
 
-    from trl_reasoning import ReasoningGRPOConfig, ReasoningGRPOTrainer
     from trl_reasoning.rewards import accuracy_reward
 
-    config = ReasoningGRPOConfig(
-        output_dir=str(work / "runs"),
-        max_steps=steps,
-        seed=seed,
-        logging_steps=max(1, steps // 30),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        **shared,
-        **settings,
-    )
-    trainer = ReasoningGRPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
-        processing_class=tokenizer,
-        reward_funcs=accuracy_reward,
-        args=config,
-        train_dataset=train,
-    )
-    trainer.pop_callback(PrinterCallback)
-    started = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - started
+    fields = dict(max_steps=steps, seed=seed, logging_steps=max(1, steps // 30), **shared, **settings)
+    trainer, seconds = run_grpo(model_dir, tokenizer, train, accuracy_reward, fields, work, dtype=torch.float32)
     curve = [[row["step"], round(row["reward"], 4)] for row in trainer.state.log_history if "reward" in row]
     return trainer.model, seconds, curve
 

@@ -8,6 +8,7 @@ shows the line without the marker. This hook removes the markers from the render
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 
 SWAP_MARKER = re.compile(r"[ \t]+# docs-test:.*$", re.M)
@@ -49,7 +50,7 @@ def on_config(config, **kwargs):
     listed = {next(iter(entry.values())) for entry in methods_section}
     for page in dict.fromkeys(method.docs for method in manifest.methods() if method.docs):
         if page not in listed:
-            title = manifest._page_title(__import__("pathlib").Path(config["docs_dir"]).parent, page)
+            title = manifest.page_title(Path(config["docs_dir"]).parent, page)
             methods_section.append({title: page})
     return config
 

@@ -18,7 +18,7 @@ slice), or ``"token"``, a (B, T) tensor over this process's completion tokens. P
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -138,9 +138,10 @@ def available_inputs(family: str) -> set[str]:
     return set(STANDARD_INPUTS[family]) | set(_PROVIDERS.names())
 
 
-def check_inputs(method: Any, overrides: Mapping[str, Any] | None = None) -> None:
-    """Raise if ``method`` requires an input that neither its family's standard inputs nor a provider supplies."""
-    available = available_inputs(method.family) | set(overrides or {})
+def check_inputs(method: Any, overridden: Iterable[str] = ()) -> None:
+    """Raise if ``method`` requires an input that neither its family's standard inputs, a provider nor one of the
+    ``overridden`` names (set by a ``*_kwargs`` field) supplies."""
+    available = available_inputs(method.family) | set(overridden)
     missing = [name for name in method.required_inputs if name not in available]
     if missing:
         raise ValueError(
@@ -149,11 +150,6 @@ def check_inputs(method: Any, overrides: Mapping[str, Any] | None = None) -> Non
             f"({input_provider_names()}). Register a provider with `trl_reasoning.register_input_provider`, or, if "
             "it is a parameter of the method, declare it in the method's `params` class."
         )
-
-
-def provider_closure(names: list[str] | tuple[str, ...]) -> list[str]:
-    """The providers among ``names``, in order (what the configured methods need computed)."""
-    return [name for name in names if name in _PROVIDERS]
 
 
 @dataclass

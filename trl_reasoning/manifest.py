@@ -17,7 +17,6 @@ import argparse
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +139,7 @@ def render_readme_table(root: Path) -> str:
     rows = ["| method | select with | paper | docs |", "|---|---|---|---|"]
     for method in methods():
         paper = f"[{method.paper['id']}](https://arxiv.org/abs/{method.paper['id']})" if method.paper else ""
-        docs = f"[{_page_title(root, method.docs)}](docs/{method.docs})" if method.docs else ""
+        docs = f"[{page_title(root, method.docs)}](docs/{method.docs})" if method.docs else ""
         rows.append(f'| {method.display_name} | `{method.selector}="{method.name}"` | {paper} | {docs} |')
     return "\n".join(rows)
 
@@ -166,7 +165,7 @@ def render_papers_table(root: Path) -> str:
     for arxiv_id, group in by_paper.items():
         selectors = ", ".join(f'`{m.selector}="{m.name}"`' for m in group)
         pages = dict.fromkeys(m.docs for m in group if m.docs)
-        links = ", ".join(f"[{_page_title(root, page)}]({page})" for page in pages)
+        links = ", ".join(f"[{page_title(root, page)}]({page})" for page in pages)
         rows.append(
             f"| {_short_reference(group[0].paper)} | [{arxiv_id}](https://arxiv.org/abs/{arxiv_id}) | {selectors} | "
             f"{links} |"
@@ -174,7 +173,7 @@ def render_papers_table(root: Path) -> str:
     return "\n".join(rows)
 
 
-def _page_title(root: Path, page: str) -> str:
+def page_title(root: Path, page: str) -> str:
     """A docs page's title: its first heading, up to a colon."""
     path = root / "docs" / page
     if path.is_file():
@@ -316,17 +315,11 @@ def check_repository(root: Path) -> list[str]:
     return problems
 
 
-@dataclass(frozen=True)
-class _Args:
-    write: bool
-    root: Path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check (default) or rewrite the files generated from the manifest.")
     parser.add_argument("--write", action="store_true", help="rewrite README.md's table and recipes/grpo.py's lists")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the repository (default: the current folder)")
-    args = _Args(**vars(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
     if args.write:
         for path in write_repository(args.root):
             print(f"rewrote {path}")

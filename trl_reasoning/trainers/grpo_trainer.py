@@ -117,10 +117,17 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         # Each configured method gets its own parameters; the inputs they declare decide which providers run.
         self._method_params = {family: args.method_params(family) for family in _FAMILIES}
         configured = [m for m in (self.advantage_estimator, self.policy_loss, self.token_weighting) if m is not None]
-        for method, family in zip(configured, [m.family for m in configured], strict=True):
-            params = self._method_params[family]
-            check_inputs(method, params.as_kwargs() if params is not None else None)
-        needed = list(dict.fromkeys(n for m in configured for n in m.inputs if n in input_provider_names()))
+        providers = set(input_provider_names())
+        # Per family, the declared inputs the trainer supplies: standard ones and providers' (a name a `*_kwargs`
+        # override sets, or one nothing supplies that has a default in the function, is left to the function).
+        self._supplied_inputs = {}
+        for method in configured:
+            params = self._method_params[method.family]
+            overridden = set(params.as_kwargs()) if params is not None else set()
+            check_inputs(method, overridden)
+            available = set(STANDARD_INPUTS[method.family]) | providers
+            self._supplied_inputs[method.family] = [n for n in method.inputs if n in available - overridden]
+        needed = list(dict.fromkeys(n for names in self._supplied_inputs.values() for n in names if n in providers))
         self._provider_params = {name: args.provider_params(name) for name in needed}
         # Providers with a setup (the critical-token scorer: a frozen copy of the base model with two adapters) run it
         # before TRL wraps the policy.
@@ -129,7 +136,9 @@ class ReasoningGRPOTrainer(GRPOTrainer):
             for name in needed
             if get_input_provider(name).setup is not None
         }
-        self._stored_loss_inputs = () if self.policy_loss is None else self._loss_batch_inputs(self.policy_loss)
+        # The loss's inputs that come from the generation batch (stored in it), not from the loss call.
+        loss_inputs = self._supplied_inputs.get("policy loss", [])
+        self._stored_loss_inputs = tuple(name for name in loss_inputs if name not in _LOSS_CALL_INPUTS)
         super().__init__(**arguments)
         for state in self._provider_states.values():
             if hasattr(state, "to"):
@@ -266,20 +275,9 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         return output
 
     def _inputs_of(self, method, context: InputContext, *, local: bool = False) -> dict[str, Any]:
-        """The inputs ``method`` declares that the context has or a provider computes (``local``: this process's)."""
-        params = self._method_params[method.family]
-        overridden = set(params.as_kwargs()) if params is not None else set()
-        names = [
-            n for n in method.inputs if n not in overridden and (n in context.values or n in input_provider_names())
-        ]
+        """The inputs the trainer supplies to ``method``, from the context (``local``: this process's part)."""
+        names = self._supplied_inputs[method.family]
         return {name: context.local_value(name) if local else context.get(name) for name in names}
-
-    @staticmethod
-    def _loss_batch_inputs(loss) -> tuple[str, ...]:
-        """The inputs of ``loss`` that come from the generation batch (stored in it), not from the loss call: the
-        per-sample generation inputs and the providers' (an undeclared name keeps the function's default)."""
-        from_batch = SAMPLE_INPUTS | set(input_provider_names())
-        return tuple(name for name in loss.inputs if name not in _LOSS_CALL_INPUTS and name in from_batch)
 
     @torch.no_grad()
     def _rollout_entropies(self, batch: dict[str, Any], mode: str) -> torch.Tensor:
